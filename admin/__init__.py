@@ -1,0 +1,1 @@
+"""The `streamclf` command line: wiring and rendering only."""

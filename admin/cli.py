@@ -1,0 +1,25 @@
+"""The `streamclf` command: one entry point, a typer sub-app per noun."""
+
+from __future__ import annotations
+
+import typer
+
+from admin.commands import models, stack, topics
+
+app = typer.Typer(
+    name="streamclf",
+    help="Streaming classification of Chinese text over Kafka.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(stack.app, name="stack")
+app.add_typer(topics.app, name="topics")
+app.add_typer(models.app, name="models")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

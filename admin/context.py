@@ -1,0 +1,59 @@
+"""Shared plumbing for CLI commands: settings, the model store, output, exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from bus.settings import KafkaSettings
+from modelstore.store import ModelStore
+
+T = TypeVar("T")
+console = Console()
+err_console = Console(stderr=True)
+
+# Exit codes shared by every command.
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+
+
+def kafka_settings(bootstrap: str | None = None) -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=bootstrap) if bootstrap else KafkaSettings()
+
+
+def model_store(path: Path | None = None) -> ModelStore:
+    root = path or Path(os.environ.get("STREAMCLF_MODEL_STORE", ".streamclf/models"))
+    return ModelStore(root)
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("STREAMCLF_STATE_DIR", ".streamclf"))
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def print_json(payload: Any) -> None:
+    typer.echo(json.dumps(payload, ensure_ascii=False, indent=2, default=str))
+
+
+BootstrapOpt = typer.Option(
+    None, "--bootstrap", "-b", help="Kafka bootstrap servers (default STREAMCLF_KAFKA_BOOTSTRAP_SERVERS)"
+)
+StoreOpt = typer.Option(None, "--store", help="Model store directory (default STREAMCLF_MODEL_STORE)")
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table")

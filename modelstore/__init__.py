@@ -1,0 +1,22 @@
+"""The versioned model store: `<store>/<model>/<version>/` directories of HF checkpoints."""
+
+from modelstore.exceptions import (
+    InvalidName,
+    ModelNotFound,
+    ModelStoreError,
+    UnsafeWeights,
+    VersionNotFound,
+)
+from modelstore.names import validate_name
+from modelstore.store import ModelStore, VersionInfo
+
+__all__ = [
+    "InvalidName",
+    "ModelNotFound",
+    "ModelStore",
+    "ModelStoreError",
+    "UnsafeWeights",
+    "VersionInfo",
+    "VersionNotFound",
+    "validate_name",
+]

@@ -1,0 +1,29 @@
+"""Wire models of everything that crosses a process boundary. No I/O, imports nothing of ours."""
+
+from schemas.card import ModelCard
+from schemas.control import ControlMessage, Rollback, SwapModel
+from schemas.deadletter import DeadLetter, ErrorKind
+from schemas.events import LabelledEvent, LabelScore, TextEvent, Timings
+from schemas.status import SwapResult, WorkerStatus
+from schemas.training import Feedback, TrainJob, TrainResult
+
+SCHEMA_VERSION = 1
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ControlMessage",
+    "DeadLetter",
+    "ErrorKind",
+    "Feedback",
+    "LabelScore",
+    "LabelledEvent",
+    "ModelCard",
+    "Rollback",
+    "SwapModel",
+    "SwapResult",
+    "TextEvent",
+    "Timings",
+    "TrainJob",
+    "TrainResult",
+    "WorkerStatus",
+]

@@ -1,0 +1,37 @@
+"""Worker heartbeats published on the status topic."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class SwapResult(BaseModel):
+    model: str
+    version: str
+    ok: bool
+    error: str | None = None
+    duration_s: float = 0.0
+    at_ms: int = 0
+
+
+class WorkerStatus(BaseModel):
+    schema_version: int = 1
+    worker_id: str
+    host: str
+    pid: int
+    at_ms: int
+    routes: dict[str, str] = Field(default_factory=dict)  # input topic -> model
+    versions: dict[str, str] = Field(default_factory=dict)  # model -> active version
+    events_in: int = 0
+    events_out: int = 0
+    dead_letters: int = 0
+    batches: int = 0
+    mean_batch_size: float = 0.0
+    events_per_s: float = 0.0
+    cache_hit_ratio: float = 0.0
+    cache_state: str = "off"
+    lag: dict[str, int] = Field(default_factory=dict)  # "topic[partition]" -> lag
+    last_error: str | None = None
+    swaps: list[SwapResult] = Field(default_factory=list)
+    rejected_control: int = 0
+    ready: bool = False

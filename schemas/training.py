@@ -1,0 +1,46 @@
+"""Trainer-service messages: jobs in, progress and results out, feedback of corrected labels."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TrainJob(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    job_id: str
+    model: str
+    train: str
+    dev: str
+    test: str | None = None
+    base_version: str | None = None
+    base_dir: str | None = None
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    promote: bool = False
+
+
+class TrainResult(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    job_id: str
+    status: Literal["started", "progress", "succeeded", "failed", "rejected", "invalid"]
+    model: str | None = None
+    version: str | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    promoted: bool = False
+    error: str | None = None
+    at_ms: int = 0
+
+
+class Feedback(BaseModel):
+    """A corrected label for a text, from a human or a downstream system."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    id: str
+    model: str | None = None
+    text: str = Field(min_length=1)
+    text_pair: str | None = None
+    label: str | int

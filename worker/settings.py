@@ -1,0 +1,116 @@
+"""Worker settings: one frozen object from `STREAMCLF_*` env vars and an optional YAML/TOML file."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+    YamlConfigSettingsSource,
+)
+
+from worker.routing import Route, parse_route
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class WorkerSettings(BaseSettings):
+    """Everything a worker needs; units are in the field names."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMCLF_", frozen=True, extra="ignore")
+
+    # Streams
+    routes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="IN_TOPIC=MODEL[:OUT_TOPIC], comma-separated in env"
+    )
+    group_id: str = "streamclf-workers"
+    worker_id: str = Field(default_factory=default_worker_id)
+    labelled_suffix: str = ".labelled"
+    dlq_suffix: str = ".dlq"
+    control_topic: str = "streamclf.control"
+    status_topic: str = "streamclf.status"
+    status_interval_s: float = 5.0
+    control_key: SecretStr | None = None
+
+    # Models
+    model_store: Path = Path(".streamclf/models")
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: fp32 on CPU, bf16/fp16 on CUDA
+    min_dtype_agreement: float = 0.99
+    torch_threads: int | None = None
+    top_k: int = 5
+
+    # Batching
+    max_batch: int = 32
+    max_wait_ms: float = 10.0
+    max_batch_tokens: int = 16384
+    max_length: int = 512
+    max_inflight_batches: int = 2
+    max_message_bytes: int = 1_000_000
+
+    # Cache
+    redis_url: SecretStr | None = None
+    cache_enabled: bool = True
+    cache_disabled_routes: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cache_ttl_s: int = 7 * 24 * 3600
+    cache_prefix: str = "streamclf"
+    cache_lru_size: int = 100_000
+    redis_timeout_ms: int = 200
+    redis_retry_s: float = 2.0
+
+    # Delivery
+    commit_interval_ms: int = 1000
+    shutdown_timeout_s: float = 30.0
+
+    # Ops
+    metrics_port: int | None = None  # None: no HTTP server (metrics, /healthz, /readyz)
+    metrics_host: str = "0.0.0.0"
+    log_level: str = "INFO"
+
+    @field_validator("routes", "cache_disabled_routes", mode="before")
+    @classmethod
+    def _split_csv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("routes")
+    @classmethod
+    def _routes_parse(cls, value: list[str]) -> list[str]:
+        for spec in value:
+            parse_route(spec)
+        return value
+
+    def parsed_routes(self) -> list[Route]:
+        return [parse_route(spec, self.labelled_suffix, self.dlq_suffix) for spec in self.routes]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("STREAMCLF_CONFIG_FILE")
+        if config_file:
+            path = Path(config_file)
+            if not path.is_file():
+                raise FileNotFoundError(f"STREAMCLF_CONFIG_FILE={config_file}: no such file")
+            if path.suffix == ".toml":
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            else:
+                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
