@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -27,7 +26,7 @@ def init(
     labels: str = typer.Option(..., help="chinanews|ifeng|jd-full|jd-binary|dianping or 'a,b,c'"),
     preset: str = typer.Option("tiny", help="tiny | roberta-base"),
     seed: int = typer.Option(0, help="Seed of the random initialisation"),
-    store: Optional[Path] = StoreOpt,
+    store: Path | None = StoreOpt,
 ) -> None:
     """Write a randomly initialised classifier as a new version."""
     from modelstore.presets import init_model
@@ -43,7 +42,7 @@ def init(
 def import_(
     name: str,
     source: str = typer.Argument(..., help="HF checkpoint directory (or hub id where reachable)"),
-    store: Optional[Path] = StoreOpt,
+    store: Path | None = StoreOpt,
 ) -> None:
     """Store a Hugging Face sequence-classification checkpoint as a new version (safetensors)."""
     from modelstore.importing import import_checkpoint
@@ -57,7 +56,7 @@ def import_(
 
 @app.command("list")
 def list_(
-    name: Optional[str] = typer.Argument(None), store: Optional[Path] = StoreOpt,
+    name: str | None = typer.Argument(None), store: Path | None = StoreOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Versions with created time, parent, dev accuracy, size, and which is active."""
@@ -90,7 +89,7 @@ def list_(
 
 
 @app.command()
-def show(ref: str = typer.Argument(..., help="NAME[@VERSION]"), store: Optional[Path] = StoreOpt) -> None:
+def show(ref: str = typer.Argument(..., help="NAME[@VERSION]"), store: Path | None = StoreOpt) -> None:
     """Print a version's card (the active one when no version is given)."""
     name, version = split_ref(ref)
     ms = model_store(store)

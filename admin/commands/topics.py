@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 from rich.table import Table
 
@@ -28,7 +26,7 @@ def create(
     names: list[str] = typer.Argument(..., help="Topic names"),
     partitions: int = typer.Option(1, "--partitions", "-p", min=1),
     compact: bool = typer.Option(False, "--compact", help="cleanup.policy=compact"),
-    bootstrap: Optional[str] = BootstrapOpt,
+    bootstrap: str | None = BootstrapOpt,
 ) -> None:
     """Create topics (existing ones are left as they are)."""
     configs = {"cleanup.policy": "compact"} if compact else None
@@ -41,7 +39,7 @@ def create(
 
 
 @app.command("list")
-def list_(bootstrap: Optional[str] = BootstrapOpt, as_json: bool = JsonOpt) -> None:
+def list_(bootstrap: str | None = BootstrapOpt, as_json: bool = JsonOpt) -> None:
     """List topics with their partition counts."""
     try:
         topics = run(list_topics(kafka_settings(bootstrap)))
@@ -60,7 +58,7 @@ def list_(bootstrap: Optional[str] = BootstrapOpt, as_json: bool = JsonOpt) -> N
 def describe(
     topic: str,
     group: str = typer.Option("streamclf-workers", "--group", "-g", help="Consumer group for lag"),
-    bootstrap: Optional[str] = BootstrapOpt,
+    bootstrap: str | None = BootstrapOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Partitions, high-water marks and the group's committed offsets and lag."""
