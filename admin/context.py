@@ -53,7 +53,12 @@ def print_json(payload: Any) -> None:
 
 
 BootstrapOpt = typer.Option(
-    None, "--bootstrap", "-b", help="Kafka bootstrap servers (default STREAMCLF_KAFKA_BOOTSTRAP_SERVERS)"
+    None,
+    "--bootstrap",
+    "-b",
+    help="Kafka bootstrap servers (default STREAMCLF_KAFKA_BOOTSTRAP_SERVERS)",
 )
-StoreOpt = typer.Option(None, "--store", help="Model store directory (default STREAMCLF_MODEL_STORE)")
+StoreOpt = typer.Option(
+    None, "--store", help="Model store directory (default STREAMCLF_MODEL_STORE)"
+)
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table")

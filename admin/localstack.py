@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -86,7 +87,9 @@ class LocalBroker:
 
     def state(self) -> BrokerState:
         pid = self._read_pid()
-        return BrokerState(pid is not None and port_open(self.host, self.port), pid, self.address, self.pid_file)
+        return BrokerState(
+            pid is not None and port_open(self.host, self.port), pid, self.address, self.pid_file
+        )
 
     def start(self, timeout_s: float = 15.0) -> BrokerState:
         current = self.state()
@@ -100,16 +103,24 @@ class LocalBroker:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         url = f"tcp://{self.address}"
         cmd = [
-            str(tansu_binary()), "broker",
-            "--listener-url", url,
-            "--advertised-listener-url", url,
-            "--storage-engine", "memory://tansu/",
+            str(tansu_binary()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
         ]
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
         with self.log_file.open("ab") as log:
             proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, env=env,
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=env,
             )
         self.pid_file.write_text(str(proc.pid))
         deadline = time.monotonic() + timeout_s
@@ -131,10 +142,8 @@ class LocalBroker:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
         while _pid_alive(pid) and time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
             time.sleep(0.05)
         if _pid_alive(pid):
             os.kill(pid, signal.SIGKILL)

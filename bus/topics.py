@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 
 from aiokafka import TopicPartition
@@ -44,13 +45,13 @@ async def create_topics(
         if not wanted:
             return []
         new = [NewTopic(n, partitions, replication, topic_configs=configs or {}) for n in wanted]
-        try:
+        with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics(new)
-        except TopicAlreadyExistsError:
-            pass
         return wanted
     except KafkaError as exc:
-        raise TopicError(f"cannot create topics {names} on {settings.bootstrap_servers}: {exc}") from exc
+        raise TopicError(
+            f"cannot create topics {names} on {settings.bootstrap_servers}: {exc}"
+        ) from exc
     finally:
         await admin.close()
 

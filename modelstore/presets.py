@@ -14,7 +14,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "roberta-base": dict(
         hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072
     ),
-    "tiny": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512),
+    "tiny": dict(
+        hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512
+    ),
 }
 VOCAB_SIZE = 21128
 MAX_POSITIONS = 512

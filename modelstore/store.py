@@ -66,7 +66,9 @@ class ModelStore:
     def models(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
 
     def versions(self, model: str) -> list[str]:
         mdir = self.model_dir(model)

@@ -24,16 +24,18 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaSettings]:
     """A real Kafka-protocol broker for this test session (or STREAMCLF_TEST_BOOTSTRAP)."""
     external = os.environ.get("STREAMCLF_TEST_BOOTSTRAP")
     if external:
-        yield KafkaSettings(bootstrap_servers=external, session_timeout_ms=6000,
-                            heartbeat_interval_ms=1000)
+        yield KafkaSettings(
+            bootstrap_servers=external, session_timeout_ms=6000, heartbeat_interval_ms=1000
+        )
         return
     from admin.localstack import LocalBroker
 
     local = LocalBroker(tmp_path_factory.mktemp("broker"), port=free_port())
     local.start()
     try:
-        yield KafkaSettings(bootstrap_servers=local.address, session_timeout_ms=6000,
-                            heartbeat_interval_ms=1000)
+        yield KafkaSettings(
+            bootstrap_servers=local.address, session_timeout_ms=6000, heartbeat_interval_ms=1000
+        )
     finally:
         local.stop()
 

@@ -10,36 +10,50 @@ DEAD_LETTERS = Counter(
     "streamclf_dead_letters_total", "Events sent to the dead-letter topic", ["topic", "kind"]
 )
 BATCH_SIZE = Histogram(
-    "streamclf_batch_size", "Events per inference batch", ["model"],
+    "streamclf_batch_size",
+    "Events per inference batch",
+    ["model"],
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
 BATCH_TOKENS = Histogram(
-    "streamclf_batch_tokens", "Padded tokens per forward pass", ["model"],
+    "streamclf_batch_tokens",
+    "Padded tokens per forward pass",
+    ["model"],
     buckets=(64, 256, 1024, 4096, 8192, 16384, 32768, 65536),
 )
 BATCH_WAIT = Histogram(
-    "streamclf_batch_wait_seconds", "Time from a batch's first event to its dispatch", ["model"],
+    "streamclf_batch_wait_seconds",
+    "Time from a batch's first event to its dispatch",
+    ["model"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
 )
 INFERENCE_LATENCY = Histogram(
-    "streamclf_inference_seconds", "Model time per batch", ["model"],
+    "streamclf_inference_seconds",
+    "Model time per batch",
+    ["model"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 E2E_LATENCY = Histogram(
-    "streamclf_end_to_end_seconds", "Broker timestamp of the input to acknowledged output",
-    ["topic"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    "streamclf_end_to_end_seconds",
+    "Broker timestamp of the input to acknowledged output",
+    ["topic"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 CACHE_HITS = Counter("streamclf_cache_hits_total", "Results served from the cache", ["model"])
 CACHE_MISSES = Counter("streamclf_cache_misses_total", "Cache lookups that missed", ["model"])
 CACHE_ERRORS = Counter("streamclf_cache_errors_total", "Cache operations that failed")
 CACHE_UP = Gauge("streamclf_cache_up", "1 when the cache backend answers, 0 when bypassed")
-CONSUMER_LAG = Gauge("streamclf_consumer_lag", "High-water mark minus position", ["topic", "partition"])
+CONSUMER_LAG = Gauge(
+    "streamclf_consumer_lag", "High-water mark minus position", ["topic", "partition"]
+)
 MODEL_VERSION = Info("streamclf_model", "Active model version per model")
 ACTIVE_VERSION = Gauge("streamclf_model_active", "1 for the active version", ["model", "version"])
 SWAPS = Counter("streamclf_swaps_total", "Hot swaps completed", ["model"])
 SWAP_FAILURES = Counter("streamclf_swap_failures_total", "Hot swaps that failed", ["model"])
 SWAP_SECONDS = Histogram(
-    "streamclf_swap_seconds", "Load + warm-up + switch time of a swap", ["model"],
+    "streamclf_swap_seconds",
+    "Load + warm-up + switch time of a swap",
+    ["model"],
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 INFLIGHT = Gauge("streamclf_inflight_events", "Events consumed but not yet committed")

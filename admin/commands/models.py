@@ -56,7 +56,8 @@ def import_(
 
 @app.command("list")
 def list_(
-    name: str | None = typer.Argument(None), store: Path | None = StoreOpt,
+    name: str | None = typer.Argument(None),
+    store: Path | None = StoreOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Versions with created time, parent, dev accuracy, size, and which is active."""
@@ -67,29 +68,47 @@ def list_(
             active = ms.active(model) or ms.latest(model)
             for version in ms.versions(model):
                 info = ms.info(model, version)
-                rows.append({
-                    "model": model, "version": version, "active": version == active,
-                    "created_at": info.card.created_at, "parent": info.card.parent,
-                    "source": info.card.source, "labels": len(info.card.labels),
-                    "dev_accuracy": info.card.dev_metrics.get("accuracy"),
-                    "size_mb": round(info.size_bytes / 1e6, 1),
-                })
+                rows.append(
+                    {
+                        "model": model,
+                        "version": version,
+                        "active": version == active,
+                        "created_at": info.card.created_at,
+                        "parent": info.card.parent,
+                        "source": info.card.source,
+                        "labels": len(info.card.labels),
+                        "dev_accuracy": info.card.dev_metrics.get("accuracy"),
+                        "size_mb": round(info.size_bytes / 1e6, 1),
+                    }
+                )
     except ModelStoreError as exc:
         fail(str(exc))
     if as_json:
         print_json(rows)
         return
-    table = Table("model", "version", "active", "created", "parent", "source", "labels", "dev acc", "MB")
+    table = Table(
+        "model", "version", "active", "created", "parent", "source", "labels", "dev acc", "MB"
+    )
     for r in rows:
         acc = r["dev_accuracy"]
-        table.add_row(r["model"], r["version"], "*" if r["active"] else "", r["created_at"],
-                      r["parent"] or "-", r["source"], str(r["labels"]),
-                      "-" if acc is None else f"{acc:.4f}", str(r["size_mb"]))
+        table.add_row(
+            r["model"],
+            r["version"],
+            "*" if r["active"] else "",
+            r["created_at"],
+            r["parent"] or "-",
+            r["source"],
+            str(r["labels"]),
+            "-" if acc is None else f"{acc:.4f}",
+            str(r["size_mb"]),
+        )
     console.print(table)
 
 
 @app.command()
-def show(ref: str = typer.Argument(..., help="NAME[@VERSION]"), store: Path | None = StoreOpt) -> None:
+def show(
+    ref: str = typer.Argument(..., help="NAME[@VERSION]"), store: Path | None = StoreOpt
+) -> None:
     """Print a version's card (the active one when no version is given)."""
     name, version = split_ref(ref)
     ms = model_store(store)

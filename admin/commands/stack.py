@@ -35,7 +35,9 @@ def up(port: int = PortOpt) -> None:
         state = broker.start()
     except StackError as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
-    console.print(f"[green]broker up[/] at {state.address} (pid {state.pid}, log {broker.log_file})")
+    console.print(
+        f"[green]broker up[/] at {state.address} (pid {state.pid}, log {broker.log_file})"
+    )
     where, ok = redis_status()
     console.print(f"redis {where}: " + ("[green]answers[/]" if ok else "[yellow]not answering[/]"))
 
@@ -54,8 +56,10 @@ def status(port: int = PortOpt, as_json: bool = JsonOpt) -> None:
     where, redis_ok = redis_status()
     if as_json:
         print_json(
-            {"broker": {"address": state.address, "running": state.running, "pid": state.pid},
-             "redis": {"url": where, "ok": redis_ok}}
+            {
+                "broker": {"address": state.address, "running": state.running, "pid": state.pid},
+                "redis": {"url": where, "ok": redis_ok},
+            }
         )
     else:
         table = Table("service", "address", "state")

@@ -67,14 +67,26 @@ def describe(
     except BusError as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
     if as_json:
-        print_json([{"partition": i.partition, "high_water": i.high_water,
-                     "committed": i.committed, "lag": i.lag} for i in infos])
+        print_json(
+            [
+                {
+                    "partition": i.partition,
+                    "high_water": i.high_water,
+                    "committed": i.committed,
+                    "lag": i.lag,
+                }
+                for i in infos
+            ]
+        )
         return
     table = Table("partition", "high water", f"committed ({group})", "lag", title=topic)
     for info in infos:
-        table.add_row(str(info.partition), str(info.high_water),
-                      "-" if info.committed is None else str(info.committed),
-                      "-" if info.lag is None else str(info.lag))
+        table.add_row(
+            str(info.partition),
+            str(info.high_water),
+            "-" if info.committed is None else str(info.committed),
+            "-" if info.lag is None else str(info.lag),
+        )
     console.print(table)
     total = sum(i.lag or 0 for i in infos)
     console.print(f"total lag: {total}")
