@@ -12,6 +12,9 @@ from modelstore.store import WEIGHTS_FILE, file_sha256
 def load_classifier(path: Path, expected_sha256: str | None = None) -> tuple[Any, Any]:
     """Load a sequence classifier and its tokenizer from a version directory."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     weights = path / WEIGHTS_FILE
     if not weights.is_file():
