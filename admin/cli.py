@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from admin.commands import models, stack, topics
+from admin.commands import models, stack, stream, topics
+from admin.commands.worker import worker
 
 app = typer.Typer(
     name="streamclf",
@@ -15,6 +16,9 @@ app = typer.Typer(
 app.add_typer(stack.app, name="stack")
 app.add_typer(topics.app, name="topics")
 app.add_typer(models.app, name="models")
+app.command("worker")(worker)
+app.command("produce")(stream.produce)
+app.command("tail")(stream.tail)
 
 
 def main() -> None:

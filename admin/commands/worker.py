@@ -1,0 +1,55 @@
+"""`streamclf worker`: run the stream processor."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from admin.context import fail, kafka_settings
+
+
+def worker(
+    route: list[str] = typer.Option(
+        [], "--route", "-r", help="IN_TOPIC=MODEL[:OUT_TOPIC]; repeatable (or STREAMCLF_ROUTES)"
+    ),
+    group: str | None = typer.Option(None, "--group", help="Consumer group (STREAMCLF_GROUP_ID)"),
+    store: Path | None = typer.Option(None, "--store", help="Model store (STREAMCLF_MODEL_STORE)"),
+    bootstrap: str | None = typer.Option(None, "--bootstrap", "-b"),
+    redis_url: str | None = typer.Option(None, "--redis-url", help="STREAMCLF_REDIS_URL"),
+    max_batch: int | None = typer.Option(None, "--max-batch"),
+    max_wait_ms: float | None = typer.Option(None, "--max-wait-ms"),
+    metrics_port: int | None = typer.Option(None, "--metrics-port"),
+    worker_id: str | None = typer.Option(None, "--worker-id"),
+    log_level: str = typer.Option("INFO", "--log-level"),
+) -> None:
+    """Consume text events, classify them, publish labelled events (until SIGTERM/SIGINT)."""
+    from pydantic import ValidationError
+
+    from worker.app import Worker
+    from worker.settings import WorkerSettings
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    overrides: dict[str, Any] = {
+        "routes": route or None,
+        "group_id": group,
+        "model_store": store,
+        "redis_url": redis_url,
+        "max_batch": max_batch,
+        "max_wait_ms": max_wait_ms,
+        "metrics_port": metrics_port,
+        "worker_id": worker_id,
+    }
+    try:
+        settings = WorkerSettings(**{k: v for k, v in overrides.items() if v is not None})
+        app = Worker(settings, kafka_settings(bootstrap))
+    except (ValidationError, ValueError) as exc:
+        fail(str(exc), 2)
+    code = asyncio.run(app.run())
+    raise typer.Exit(code)

@@ -1,0 +1,212 @@
+"""One model's path: batches of decoded events → cache → inference (own thread) → publish.
+
+Batches of a model are handled one after another by one task, so outputs of a partition
+leave in input order and a hot swap takes effect between two batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from schemas.deadletter import ErrorKind
+from schemas.events import LabelledEvent, LabelScore, TextEvent, Timings
+from worker import metrics
+from worker.cache import ResultCache, cache_key
+from worker.inference import EngineThread, InferenceEngine, Prediction
+from worker.publisher import Publisher
+from worker.registry import ModelRegistry
+from worker.routing import Route
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Item:
+    """A decoded event waiting for its model, with where it came from."""
+
+    event: TextEvent
+    route: Route
+    tp: TopicPartition
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int
+    received: float
+
+
+def prediction_to_dict(p: Prediction) -> dict[str, Any]:
+    return {
+        "label": p.label,
+        "label_id": p.label_id,
+        "score": p.score,
+        "scores": [list(s) for s in p.scores],
+        "truncated": p.truncated,
+    }
+
+
+def prediction_from_dict(d: dict[str, Any]) -> Prediction:
+    return Prediction(
+        d["label"],
+        d["label_id"],
+        d["score"],
+        [tuple(s) for s in d["scores"]],
+        d.get("truncated", False),
+    )
+
+
+class ModelPipeline:
+    def __init__(
+        self,
+        model: str,
+        registry: ModelRegistry,
+        cache: ResultCache,
+        publisher: Publisher,
+        cache_prefix: str,
+        cache_topics: set[str],
+        worker_id: str,
+        queue_size: int,
+    ) -> None:
+        self.model = model
+        self.registry = registry
+        self.cache = cache
+        self.publisher = publisher
+        self.cache_prefix = cache_prefix
+        self.cache_topics = cache_topics
+        self.worker_id = worker_id
+        self.queue: asyncio.Queue[list[Item]] = asyncio.Queue(maxsize=queue_size)
+        self.thread = EngineThread(model)
+        self.batches = 0
+        self.events = 0
+        self.cache_hits = 0
+        self.cache_lookups = 0
+        self.last_error: str | None = None
+
+    async def run(self) -> None:
+        while True:
+            batch = await self.queue.get()
+            try:
+                await self.process(batch)
+            finally:
+                self.queue.task_done()
+
+    async def process(self, batch: list[Item]) -> None:
+        active = self.registry.current(self.model)
+        for old in self.registry.take_retired(self.model):
+            old.release()
+        started = time.perf_counter()
+        keys = [
+            cache_key(
+                self.cache_prefix, self.model, active.version, i.event.text, i.event.text_pair
+            )
+            for i in batch
+        ]
+        use_cache = [i.route.in_topic in self.cache_topics for i in batch]
+        cached = await self.cache.get_many([k for k, u in zip(keys, use_cache, strict=True) if u])
+        found: dict[str, Prediction] = {}
+        for key, value in zip(
+            [k for k, u in zip(keys, use_cache, strict=True) if u], cached, strict=True
+        ):
+            if value is not None:
+                found[key] = prediction_from_dict(value)
+        hits = sum(1 for k, u in zip(keys, use_cache, strict=True) if u and k in found)
+        self.cache_lookups += sum(use_cache)
+        self.cache_hits += hits
+        metrics.CACHE_HITS.labels(self.model).inc(hits)
+        metrics.CACHE_MISSES.labels(self.model).inc(sum(use_cache) - hits)
+
+        # Identical texts inside a batch are computed once.
+        todo: dict[str, Item] = {}
+        for key, item in zip(keys, batch, strict=True):
+            if key not in found and key not in todo:
+                todo[key] = item
+        computed, failed = await self._infer(active.engine, todo)
+        infer_s = time.perf_counter() - started
+        if computed:
+            await self.cache.set_many(
+                {
+                    k: prediction_to_dict(p)
+                    for k, p in computed.items()
+                    if todo[k].route.in_topic in self.cache_topics
+                }
+            )
+        timings = Timings(queue_ms=0.0, inference_ms=infer_s * 1000, batch_size=len(batch))
+        for key, item in zip(keys, batch, strict=True):
+            if key in failed:
+                self.publisher.dead_letter(
+                    item.route,
+                    item.tp,
+                    item.offset,
+                    item.key,
+                    item.value,
+                    ErrorKind.INFERENCE,
+                    failed[key],
+                    item.event.id,
+                )
+                continue
+            is_hit = key in found
+            pred = found[key] if is_hit else computed[key]
+            self.publisher.labelled(item, self._output(item, pred, active.version, is_hit, timings))
+        self.batches += 1
+        self.events += len(batch)
+        metrics.BATCH_SIZE.labels(self.model).observe(len(batch))
+
+    async def _infer(
+        self, engine: InferenceEngine, todo: dict[str, Item]
+    ) -> tuple[dict[str, Prediction], dict[str, str]]:
+        """Run the misses; on failure split in halves down to single events (dead letters)."""
+        if not todo:
+            return {}, {}
+        keys = list(todo)
+        texts = [todo[k].event.text for k in keys]
+        pairs = [todo[k].event.text_pair for k in keys]
+        t0 = time.perf_counter()
+        try:
+            preds = await self.thread.run(engine.predict, texts, pairs)
+        except Exception as exc:
+            self.last_error = f"inference: {type(exc).__name__}: {exc}"
+            if len(keys) == 1:
+                log.error("inference failed for %s: %s", _where(todo[keys[0]]), exc)
+                return {}, {keys[0]: f"{type(exc).__name__}: {exc}"}
+            half = len(keys) // 2
+            log.warning("inference failed on %d events (%s); retrying in halves", len(keys), exc)
+            a = await self._infer(engine, {k: todo[k] for k in keys[:half]})
+            b = await self._infer(engine, {k: todo[k] for k in keys[half:]})
+            return {**a[0], **b[0]}, {**a[1], **b[1]}
+        metrics.INFERENCE_LATENCY.labels(self.model).observe(time.perf_counter() - t0)
+        metrics.BATCH_TOKENS.labels(self.model).observe(engine.last_stats.padded_tokens)
+        return dict(zip(keys, preds, strict=True)), {}
+
+    def _output(
+        self, item: Item, pred: Prediction, version: str, cached: bool, timings: Timings
+    ) -> LabelledEvent:
+        return LabelledEvent(
+            id=item.event.id,
+            label=pred.label,
+            label_id=pred.label_id,
+            score=pred.score,
+            scores=[LabelScore(label=s[0], label_id=s[1], score=s[2]) for s in pred.scores],
+            model=self.model,
+            version=version,
+            cached=cached,
+            truncated=pred.truncated,
+            source_topic=item.tp.topic,
+            source_partition=item.tp.partition,
+            source_offset=item.offset,
+            metadata=item.event.metadata,
+            timings=timings,
+            worker_id=self.worker_id,
+            produced_at_ms=item.timestamp_ms,
+        )
+
+    def shutdown(self) -> None:
+        self.thread.shutdown()
+
+
+def _where(item: Item) -> str:
+    return f"{item.tp.topic}[{item.tp.partition}]@{item.offset}"
