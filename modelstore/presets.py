@@ -27,9 +27,21 @@ def vocab_path() -> Path:
     return Path(str(resources.files("modelstore") / "assets" / "google_zh_vocab.txt"))
 
 
+def load_vocab() -> dict[str, int]:
+    """Token -> id, splitting on `\\n` only (two entries contain U+2028)."""
+    words = vocab_path().read_text(encoding="utf-8").split("\n")
+    if words and words[-1] == "":
+        words.pop()
+    return {word: i for i, word in enumerate(words)}
+
+
 def build_tokenizer() -> Any:
+    import transformers
     from transformers import BertTokenizerFast
 
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        # transformers 5 ignores `vocab_file` here (a 5-token vocab: every character -> [UNK]).
+        return BertTokenizerFast(vocab=load_vocab(), do_lower_case=True, model_max_length=512)
     return BertTokenizerFast(vocab_file=str(vocab_path()), do_lower_case=True, model_max_length=512)
 
 
