@@ -230,6 +230,9 @@ class Worker:
             metrics.READY.set(0)
             clean = await self._drain()
             await self._commit()
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             await self.consumer.stop()  # leaves the group
             await self.control_consumer.stop()
             for pipeline in self.pipelines.values():

@@ -1,0 +1,185 @@
+"""Helpers for integration tests: worker subprocesses, producing events, collecting outputs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from bus.clients import make_consumer, make_producer
+from bus.settings import KafkaSettings
+from bus.topics import create_topics
+
+STREAMCLF = str(Path(sys.executable).with_name("streamclf"))
+
+
+@dataclass
+class WorkerProcess:
+    """A `streamclf worker` subprocess with its log file."""
+
+    broker: KafkaSettings
+    store: Path
+    routes: list[str]
+    group: str
+    log_dir: Path
+    worker_id: str = "w1"
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"worker-{self.worker_id}.log"
+
+    def start(self) -> WorkerProcess:
+        cmd = [
+            STREAMCLF,
+            "worker",
+            "--group",
+            self.group,
+            "--store",
+            str(self.store),
+            "-b",
+            self.broker.bootstrap_servers,
+            "--worker-id",
+            self.worker_id,
+        ]
+        for route in self.routes:
+            cmd += ["--route", route]
+        env = {
+            **os.environ,
+            "STREAMCLF_KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "STREAMCLF_KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
+            "STREAMCLF_STATUS_INTERVAL_S": "1",
+            "STREAMCLF_TORCH_THREADS": "1",
+            **self.env,
+        }
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(
+                f"worker {self.worker_id} did not stop in {timeout_s}s; log:\n{self.log()}"
+            ) from None
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+
+
+async def make_topics(broker: KafkaSettings, names: list[str], partitions: int = 4) -> None:
+    await create_topics(broker, names, partitions)
+
+
+async def produce(
+    broker: KafkaSettings, topic: str, values: list[bytes | None], keys: list[bytes] | None = None
+) -> None:
+    """Produce raw values (None = tombstone) and wait for every acknowledgement."""
+    producer = make_producer(broker)
+    await producer.start()
+    try:
+        futures = []
+        for i, value in enumerate(values):
+            key = keys[i] if keys else str(i).encode()
+            futures.append(await producer.send(topic, value, key=key))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def text_events(n: int, prefix: str = "e", texts: list[str] | None = None) -> list[bytes]:
+    samples = texts or [
+        "北京上个月召开了两会",
+        "这家酒店的服务非常好",
+        "国足再次输球，球迷失望",
+        "央行宣布降准",
+        "质量太差了，不推荐",
+        "新电影票房突破十亿",
+    ]
+    return [
+        json.dumps(
+            {"id": f"{prefix}{i}", "text": f"{samples[i % len(samples)]}{i}"}, ensure_ascii=False
+        ).encode()
+        for i in range(n)
+    ]
+
+
+async def collect(
+    broker: KafkaSettings,
+    topics: list[str],
+    expected: int,
+    timeout_s: float = 60.0,
+    quiet_s: float = 0.0,
+) -> list[dict[str, Any]]:
+    """Read JSON values from the start of `topics` until `expected` have arrived (and then
+    `quiet_s` more seconds, to catch duplicates) or `timeout_s` passes."""
+    consumer = make_consumer(broker)
+    await consumer.start()
+    out: list[dict[str, Any]] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        tps: list[TopicPartition] = []
+        for topic in topics:  # output topics may be created by the worker a bit later
+            while not (parts := consumer.partitions_for_topic(topic)):
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"topic {topic} never appeared")
+                await asyncio.sleep(0.2)
+                await consumer._client.force_metadata_update()
+            tps += [TopicPartition(topic, p) for p in parts]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        reached_at: float | None = None
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for tp, records in batch.items():
+                for record in records:
+                    value = json.loads(record.value)
+                    value["_topic"] = tp.topic
+                    value["_key"] = record.key
+                    out.append(value)
+            if len(out) >= expected:
+                reached_at = reached_at or time.monotonic()
+                if time.monotonic() - reached_at >= quiet_s:
+                    break
+        return out
+    finally:
+        await consumer.stop()
+
+
+def wait_for(predicate: Any, timeout_s: float, what: str, interval_s: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+async def committed_equals_high_water(broker: KafkaSettings, topic: str, group: str) -> bool:
+    from bus.topics import high_water_marks
+
+    infos = await high_water_marks(broker, topic, group_id=group)
+    return all((i.committed or 0) == i.high_water for i in infos)
