@@ -1,0 +1,120 @@
+"""ceiling: the model alone on pre-tokenized, length-sorted, pre-padded batches under
+`inference_mode`; the best of a few batch sizes. Nothing but forward passes is timed."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from benchmarks.common import Result, sync
+from benchmarks.context import BenchContext
+from benchmarks.texts import generated_text
+
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+FIXED_LENGTHS = (32, 128)  # characters; recorded on GPU (issue 6)
+
+
+def load_model(ctx: BenchContext) -> tuple[Any, Any]:
+    import torch
+
+    from modelstore.loading import load_classifier
+
+    model, tokenizer = load_classifier(ctx.model_dir())
+    dtype = getattr(torch, DTYPES[ctx.resolved_dtype()])
+    return model.to(ctx.device, dtype=dtype).eval(), tokenizer
+
+
+def padded_batches(tokenizer: Any, texts: list[str], batch_size: int, device: str) -> list[Any]:
+    """Tokenize once, sort by length, cut into batches, pad each to its longest row."""
+    import torch
+
+    enc = tokenizer(texts, truncation=True, max_length=512, return_attention_mask=False)
+    rows = sorted(enc["input_ids"], key=len)
+    batches = []
+    for i in range(0, len(rows), batch_size):
+        chunk = rows[i : i + batch_size]
+        width = max(map(len, chunk))
+        ids = torch.zeros((len(chunk), width), dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for r, seq in enumerate(chunk):
+            ids[r, : len(seq)] = torch.tensor(seq)
+            mask[r, : len(seq)] = 1
+        batches.append((ids.to(device), mask.to(device), torch.zeros_like(ids).to(device)))
+    return batches
+
+
+def time_batches(model: Any, batches: list[Any], device: str) -> float:
+    import torch
+
+    sync(device)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for ids, mask, types in batches:
+            model(input_ids=ids, attention_mask=mask, token_type_ids=types).logits.float().cpu()
+    sync(device)
+    return time.perf_counter() - started
+
+
+def measure(ctx: BenchContext, model: Any, tokenizer: Any, texts: list[str], batch_size: int):
+    batches = padded_batches(tokenizer, texts, batch_size, ctx.device)
+    time_batches(model, batches[:2], ctx.device)  # warm-up at this shape
+    seconds = time_batches(model, batches, ctx.device)
+    tokens = sum(int(mask.sum()) for _, mask, _ in batches)
+    return seconds, tokens
+
+
+def run(ctx: BenchContext) -> list[Result]:
+    import torch
+
+    model, tokenizer = load_model(ctx)
+    texts = ctx.sentences(ctx.sizes.ceiling_texts)
+    settings = {
+        "device": ctx.device,
+        "dtype": ctx.resolved_dtype(),
+        "threads": torch.get_num_threads(),
+    }
+    results = []
+    for batch_size in ctx.sizes.ceiling_batch_sizes:
+        seconds, tokens = measure(ctx, model, tokenizer, texts, batch_size)
+        results.append(
+            Result(
+                scenario="ceiling",
+                variant=f"batch {batch_size}",
+                preset=ctx.preset,
+                texts_per_s=len(texts) / seconds,
+                tokens_per_s=tokens / seconds,
+                count=len(texts),
+                seconds=seconds,
+                settings={**settings, "batch_size": batch_size},
+            )
+        )
+        ctx.log(f"ceiling batch {batch_size}: {len(texts) / seconds:.1f} texts/s")
+    best = max(results, key=lambda r: r.texts_per_s or 0)
+    best.extra["best"] = True
+    ctx.shared["ceiling_best_batch"] = best.settings["batch_size"]
+    if ctx.on_gpu:
+        results += fixed_length_runs(ctx, model, tokenizer, best.settings["batch_size"], settings)
+    return results
+
+
+def fixed_length_runs(ctx, model, tokenizer, batch_size, settings) -> list[Result]:
+    import random
+
+    rng = random.Random(ctx.seed)
+    out = []
+    for chars in FIXED_LENGTHS:
+        texts = [generated_text(rng, chars) for _ in range(ctx.sizes.ceiling_texts)]
+        seconds, tokens = measure(ctx, model, tokenizer, texts, batch_size)
+        out.append(
+            Result(
+                scenario="ceiling",
+                variant=f"{chars} chars, batch {batch_size}",
+                preset=ctx.preset,
+                texts_per_s=len(texts) / seconds,
+                tokens_per_s=tokens / seconds,
+                count=len(texts),
+                seconds=seconds,
+                settings={**settings, "batch_size": batch_size, "chars": chars},
+            )
+        )
+    return out

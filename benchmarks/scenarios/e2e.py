@@ -1,0 +1,215 @@
+"""e2e and e2e-tiny: Kafka in -> worker -> Kafka out on a real broker; e2e-tiny also runs the
+raw pass-through with the same client, to show the framework's own overhead.
+
+Each process under test first answers a warm-up backlog (model loaded, partitions assigned),
+then a full-load backlog (capacity and latency), then a run offered at 50% of that capacity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import RESULTS_DIR, Result, bench_store_dir, model_name
+from benchmarks.context import BenchContext
+from benchmarks.harness import (
+    Driver,
+    RunFigures,
+    Subprocess,
+    fresh_name,
+    local_broker,
+    make_route_topics,
+    worker_command,
+)
+from benchmarks.profiling import profile_process
+from bus.settings import KafkaSettings
+
+OFFERED_SHARE = 0.5
+LOG_DIR = RESULTS_DIR / "logs"
+
+
+def worker_max_batch(ctx: BenchContext) -> int:
+    return ctx.worker_max_batch or 32
+
+
+def worker_env(
+    ctx: BenchContext, settings: KafkaSettings, preset: str, **extra: str
+) -> dict[str, str]:
+    env = {
+        "STREAMCLF_MODEL_STORE": str(bench_store_dir()),
+        "STREAMCLF_KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "STREAMCLF_GROUP_ID": fresh_name("bench-workers"),
+        "STREAMCLF_MAX_BATCH": str(worker_max_batch(ctx)),
+        "STREAMCLF_MAX_WAIT_MS": "10",
+        "STREAMCLF_DEVICE": ctx.device,
+        "STREAMCLF_DTYPE": ctx.resolved_dtype(),
+        "STREAMCLF_CACHE_ENABLED": "false",
+        "STREAMCLF_LOG_LEVEL": "WARNING",
+    }
+    env.update(extra)
+    return env
+
+
+def start_worker(
+    ctx: BenchContext, settings: KafkaSettings, topic: str, preset: str, **env: str
+) -> Subprocess:
+    ctx.model_dir(preset)
+    argv = [*worker_command(), "--route", f"{topic}={model_name(preset)}"]
+    return Subprocess(
+        argv, worker_env(ctx, settings, preset, **env), LOG_DIR / f"{topic}.log"
+    ).start()
+
+
+def start_passthrough(ctx: BenchContext, settings: KafkaSettings, topic: str) -> Subprocess:
+    argv = [
+        sys.executable, "-m", "benchmarks.scenarios.passthrough",
+        "--bootstrap", settings.bootstrap_servers,
+        "--in", topic, "--out", f"{topic}.labelled",
+        "--group", fresh_name("bench-pass"),
+        "--max-records", str(worker_max_batch(ctx)),
+    ]  # fmt: skip
+    return Subprocess(argv, {}, LOG_DIR / f"{topic}.log").start()
+
+
+def timeout_for(n: int, rate_guess: float) -> float:
+    return 120.0 + n / max(rate_guess, 1.0) * 3
+
+
+async def measure(
+    ctx: BenchContext,
+    settings: KafkaSettings,
+    topic: str,
+    proc: Subprocess,
+    texts: list[str],
+    rate_guess: float,
+    profile_to: Path | None = None,
+) -> tuple[RunFigures, RunFigures]:
+    """Warm-up, full load, then 50% offered rate; returns (full, offered)."""
+    out = f"{topic}.labelled"
+    async with Driver(settings, topic, out) as driver:
+        warm = ctx.sentences(2 * worker_max_batch(ctx), tag="warm")
+        await driver.full_load(warm, "warm", timeout_s=300, alive=proc)
+        full = await driver.full_load(texts, "full", timeout_for(len(texts), rate_guess), proc)
+        ctx.log(f"{topic}: full load {full.events_per_s:.1f} events/s")
+        rate = full.events_per_s * OFFERED_SHARE
+        n = max(20, int(rate * ctx.sizes.e2e_rate_seconds))
+        offered_texts = ctx.sentences(n, tag="rate")
+        offered = await driver.offered_rate(offered_texts, "rate", rate, timeout_for(n, rate), proc)
+        ctx.log(f"{topic}: offered {rate:.1f}/s -> p50 {offered.summary()['p50_ms']:.0f} ms")
+        if profile_to is not None:
+            async with profile_process(proc.pid, profile_to):
+                await driver.full_load(
+                    texts, "profiled", timeout_for(len(texts), rate_guess / 2), proc
+                )
+    return full, offered
+
+
+def rows(
+    scenario: str,
+    variant: str,
+    preset: str,
+    full: RunFigures,
+    offered: RunFigures,
+    settings: dict[str, Any],
+) -> list[Result]:
+    out = []
+    for label, fig in (("full load", full), (f"{OFFERED_SHARE:.0%} offered", offered)):
+        s = fig.summary()
+        out.append(
+            Result(
+                scenario=scenario,
+                variant=f"{variant}, {label}",
+                preset=preset,
+                texts_per_s=s["events_per_s"],
+                p50_ms=s["p50_ms"],
+                p95_ms=s["p95_ms"],
+                p99_ms=s["p99_ms"],
+                count=fig.received,
+                seconds=fig.seconds,
+                settings={**settings, "offered_per_s": fig.offered_per_s},
+                extra={
+                    "events_per_s_first_to_last": s["events_per_s_first_to_last"],
+                    "max_ms": s["max_ms"],
+                    "sent": fig.sent,
+                },
+            )
+        )
+    return out
+
+
+def settings_of(ctx: BenchContext, kind: str) -> dict[str, Any]:
+    return {
+        "process": kind,
+        "partitions": 4,
+        "max_batch": worker_max_batch(ctx),
+        "max_wait_ms": 10,
+        "device": ctx.device,
+        "dtype": ctx.resolved_dtype(),
+    }
+
+
+async def _worker_run(
+    ctx: BenchContext,
+    settings: KafkaSettings,
+    preset: str,
+    n: int,
+    rate_guess: float,
+    profile: bool,
+):
+    topic = await _topic(settings, f"bench-{preset}")
+    proc = start_worker(ctx, settings, topic, preset)
+    try:
+        texts = ctx.sentences(n, tag="e2e")
+        profile_to = RESULTS_DIR / f"profile-worker-{preset}" if profile else None
+        return await measure(ctx, settings, topic, proc, texts, rate_guess, profile_to)
+    finally:
+        proc.stop()
+
+
+async def _topic(settings: KafkaSettings, prefix: str) -> str:
+    topic = fresh_name(prefix)
+    await make_route_topics(settings, topic)
+    return topic
+
+
+def run(ctx: BenchContext) -> list[Result]:
+    """e2e with the run's preset."""
+    guess = ctx.shared.get("ceiling_texts_per_s", 30.0)
+    with local_broker() as settings:
+        full, offered = asyncio.run(
+            _worker_run(
+                ctx,
+                settings,
+                ctx.preset,
+                ctx.sizes.e2e_events,
+                guess,
+                ctx.shared.get("profile", False),
+            )
+        )
+    return rows("e2e", "worker", ctx.preset, full, offered, settings_of(ctx, "worker"))
+
+
+def run_tiny(ctx: BenchContext) -> list[Result]:
+    """e2e-tiny: the worker with the tiny preset beside the raw pass-through."""
+    n = ctx.sizes.tiny_events
+
+    async def both(settings: KafkaSettings):
+        worker = await _worker_run(
+            ctx, settings, "tiny", n, 500.0, ctx.shared.get("profile", False)
+        )
+        topic = await _topic(settings, "bench-pass")
+        proc = start_passthrough(ctx, settings, topic)
+        try:
+            texts = ctx.sentences(n, tag="pass")
+            passthrough = await measure(ctx, settings, topic, proc, texts, 1000.0)
+        finally:
+            proc.stop()
+        return worker, passthrough
+
+    with local_broker() as settings:
+        (wf, wo), (pf, po) = asyncio.run(both(settings))
+    return rows("e2e-tiny", "worker", "tiny", wf, wo, settings_of(ctx, "worker")) + rows(
+        "e2e-tiny", "pass-through", "-", pf, po, settings_of(ctx, "pass-through")
+    )
