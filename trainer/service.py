@@ -1,0 +1,302 @@
+"""`streamclf trainer serve`: training jobs and feedback in, progress and results out.
+
+Jobs run one at a time in a thread (the event loop keeps the consumer alive); an offset is
+committed only after the record's result has been published. A malformed job or feedback event
+is answered with an `invalid` result and never stops the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+
+from bus.clients import make_consumer, make_producer
+from bus.settings import KafkaSettings
+from bus.topics import create_topics
+from modelstore.exceptions import ModelStoreError
+from modelstore.store import ModelStore
+from schemas.training import Feedback, TrainJob, TrainResult
+from trainer import metrics
+from trainer.config import HYPERPARAMETERS, Progress, TrainConfig
+from trainer.data import parse_label
+from trainer.exceptions import JobError, PromotionRefused, TrainerError
+from trainer.feedback import FeedbackLog, build_round, original_train_file
+from trainer.promote import check_gate, request_swap
+from trainer.settings import TrainerSettings
+from trainer.train import TrainOutcome, train
+
+log = logging.getLogger("streamclf.trainer")
+ONE_DAY_MS = 24 * 3600 * 1000
+
+
+def _where(record: ConsumerRecord) -> str:
+    return f"{record.topic}[{record.partition}]@{record.offset}"
+
+
+def _job_id(raw: bytes | None, record: ConsumerRecord) -> str:
+    try:
+        value = json.loads(raw or b"")
+        if isinstance(value, dict) and isinstance(value.get("job_id"), str):
+            return value["job_id"]
+    except ValueError:
+        pass
+    return _where(record)
+
+
+def _summary(outcome: TrainOutcome) -> dict[str, Any]:
+    card = outcome.card
+    return {
+        "dev_accuracy": card.dev_metrics.get("accuracy"),
+        "dev_macro_f1": card.dev_metrics.get("macro_f1"),
+        "test_accuracy": card.test_metrics.get("accuracy"),
+        "best_epoch": outcome.best_epoch,
+        "examples_per_s": round(outcome.examples_per_s, 2),
+        "epochs": card.epochs,
+    }
+
+
+class TrainerService:
+    def __init__(self, settings: TrainerSettings, kafka: KafkaSettings) -> None:
+        self.settings = settings
+        self.kafka = kafka
+        self.store = ModelStore(settings.model_store)
+        self.feedback = FeedbackLog(self.store)
+        self.stop_training = threading.Event()
+        self._producer: AIOKafkaProducer | None = None
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        s = self.settings
+        await create_topics(self.kafka, [s.jobs_topic, s.results_topic, s.feedback_topic])
+        consumer = make_consumer(
+            self.kafka,
+            s.jobs_topic,
+            s.feedback_topic,
+            group_id=s.group_id,
+            max_poll_interval_ms=ONE_DAY_MS,
+        )
+        self._producer = make_producer(self.kafka)
+        await self._producer.start()
+        await consumer.start()
+        log.info("trainer serving %s and %s", s.jobs_topic, s.feedback_topic)
+        try:
+            while stop is None or not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=300, max_records=20)
+                for tp, records in batch.items():
+                    for record in records:
+                        await self.handle(record)
+                        await consumer.commit(
+                            {TopicPartition(tp.topic, tp.partition): record.offset + 1}
+                        )
+        finally:
+            self.stop_training.set()
+            await consumer.stop()
+            await self._producer.stop()
+
+    async def publish(self, result: TrainResult) -> None:
+        assert self._producer is not None
+        result = result.model_copy(update={"at_ms": int(time.time() * 1000)})
+        metrics.RESULTS.labels(result.status).inc()
+        await self._producer.send_and_wait(
+            self.settings.results_topic,
+            result.model_dump_json().encode(),
+            key=result.job_id.encode(),
+        )
+
+    async def handle(self, record: ConsumerRecord) -> None:
+        """Process one record; every failure becomes a result message, never an exception."""
+        try:
+            if record.topic == self.settings.jobs_topic:
+                await self._job(record)
+            else:
+                await self._feedback(record)
+        except Exception as exc:  # the service outlives any one record
+            log.exception("%s: %s", _where(record), exc)
+            await self.publish(
+                TrainResult(
+                    job_id=_job_id(record.value, record),
+                    status="failed",
+                    error=f"{_where(record)}: {type(exc).__name__}: {exc}",
+                )
+            )
+
+    async def _invalid(self, record: ConsumerRecord, error: str, model: str | None = None) -> None:
+        log.warning("%s: %s", _where(record), error)
+        await self.publish(
+            TrainResult(
+                job_id=_job_id(record.value, record),
+                status="invalid",
+                model=model,
+                error=f"{_where(record)}: {error}",
+            )
+        )
+
+    async def _job(self, record: ConsumerRecord) -> None:
+        try:
+            job = TrainJob.model_validate_json(record.value or b"")
+            unknown = sorted(set(job.hyperparameters) - set(HYPERPARAMETERS))
+            if unknown:
+                await self._invalid(record, f"unknown hyper-parameters {unknown}", job.model)
+                return
+            config = TrainConfig(
+                model=job.model,
+                train=job.train,
+                dev=job.dev,
+                test=job.test,
+                base_version=job.base_version,
+                base_dir=job.base_dir,
+                **job.hyperparameters,
+            )
+        except ValidationError as exc:
+            await self._invalid(record, f"malformed training job: {_errors(exc)}")
+            return
+        await self._train(job.job_id, config, job.promote)
+
+    async def _train(
+        self, job_id: str, config: TrainConfig, promote: bool, extra: dict[str, Any] | None = None
+    ) -> TrainResult:
+        base = TrainResult(job_id=job_id, status="started", model=config.model, metrics=extra or {})
+        await self.publish(base)
+        loop = asyncio.get_running_loop()
+        last = [0.0]
+
+        def progress(p: Progress) -> None:
+            now = time.monotonic()
+            if p.phase == "train" and now - last[0] < self.settings.progress_interval_s:
+                return
+            last[0] = now
+            metrics = {
+                "phase": p.phase,
+                "epoch": p.epoch,
+                "epochs": p.epochs,
+                "step": p.step,
+                "steps": p.steps,
+                "loss": p.loss,
+                "examples_per_s": p.examples_per_s,
+            } | p.metrics
+            msg = base.model_copy(update={"status": "progress", "metrics": metrics})
+            asyncio.run_coroutine_threadsafe(self.publish(msg), loop)
+
+        try:
+            outcome = await asyncio.to_thread(
+                train, config, self.store, progress, self.stop_training
+            )
+        except (TrainerError, ModelStoreError, ValueError, OSError) as exc:
+            result = base.model_copy(update={"status": "failed", "error": str(exc)})
+            await self.publish(result)
+            return result
+        metrics.EXAMPLES_PER_S.labels(config.model).set(outcome.examples_per_s)
+        result = base.model_copy(
+            update={
+                "status": "succeeded",
+                "version": outcome.version,
+                "metrics": (extra or {}) | _summary(outcome),
+            }
+        )
+        if promote:
+            result = await self._promote(result, config.model, outcome.version)
+        await self.publish(result)
+        return result
+
+    async def _promote(self, result: TrainResult, model: str, version: str) -> TrainResult:
+        try:
+            decision = await asyncio.to_thread(check_gate, self.store, model, version)
+        except PromotionRefused as exc:
+            return result.model_copy(update={"status": "rejected", "error": str(exc)})
+        await request_swap(
+            self.kafka,
+            self.store,
+            model,
+            version,
+            self.settings.requested_by,
+            self.settings.control_key_value(),
+            self.settings.control_topic,
+        )
+        metrics = result.metrics | {"gate": decision.reason}
+        return result.model_copy(update={"promoted": True, "metrics": metrics})
+
+    async def _feedback(self, record: ConsumerRecord) -> None:
+        try:
+            event = Feedback.model_validate_json(record.value or b"")
+        except ValidationError as exc:
+            await self._invalid(record, f"malformed feedback: {_errors(exc)}")
+            return
+        model = event.model or self.settings.feedback_model
+        if not model:
+            await self._invalid(record, "feedback names no model and no default is configured")
+            return
+        try:
+            labels = list(self.store.card(model, self.store.default_version(model)).labels)
+            label = parse_label(event.label, labels)
+        except (ModelStoreError, ValueError) as exc:
+            await self._invalid(record, str(exc), model)
+            return
+        self.feedback.append(model, event, label)
+        metrics.FEEDBACK.labels(model).inc()
+        if self.feedback.pending(model) >= self.settings.feedback_threshold:
+            await self._feedback_round(model, labels)
+
+    async def _feedback_round(self, model: str, labels: list[str]) -> TrainResult:
+        """Fine-tune the active version on new feedback plus replay; promote through the gate."""
+        s, store = self.settings, self.store
+        active = store.default_version(model)
+        card = store.card(model, active)
+        number = self.feedback.state(model)["rounds"] + 1
+        job_id = f"feedback-{model}-{number}"
+        dev = str(s.feedback_dev_path) if s.feedback_dev_path else card.dev_metrics.get("data")
+        try:
+            if not dev:
+                raise JobError(
+                    f"{model}@{active} records no dev set; set STREAMCLF_TRAINER_FEEDBACK_DEV_PATH"
+                )
+            replay = original_train_file(store, model, active)
+            path, upto, n_fb, n_replay = build_round(
+                self.feedback, model, labels, replay, s.replay_sample, seed=number
+            )
+        except (JobError, TrainerError, OSError) as exc:
+            result = TrainResult(job_id=job_id, status="failed", model=model, error=str(exc))
+            self.feedback.mark_trained(model, self.feedback.count(model))
+            await self.publish(result)
+            return result
+        hyper = {
+            k: v
+            for k, v in card.hyperparameters.items()
+            if k
+            in (
+                "max_seq_len",
+                "learning_rate",
+                "batch_size",
+                "warmup",
+                "weight_decay",
+                "grad_accum_steps",
+                "max_grad_norm",
+                "precision",
+                "seed",
+            )
+        }
+        config = TrainConfig(
+            model=model,
+            train=str(path),
+            dev=dev,
+            base_version=active,
+            **(hyper | {"epochs": s.feedback_epochs}),
+        )
+        result = await self._train(
+            job_id,
+            config,
+            s.feedback_promote,
+            {"feedback_examples": n_fb, "replay_examples": n_replay},
+        )
+        self.feedback.mark_trained(model, upto)
+        return result
+
+
+def _errors(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())

@@ -1,0 +1,49 @@
+"""Trainer-service settings: `STREAMCLF_TRAINER_*`, plus the shared store/control variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TrainerSettings(BaseSettings):
+    """One frozen object; units are in the field names."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMCLF_TRAINER_", frozen=True, extra="ignore", populate_by_name=True
+    )
+
+    jobs_topic: str = "streamclf.train.jobs"
+    results_topic: str = "streamclf.train.results"
+    feedback_topic: str = "streamclf.train.feedback"
+    group_id: str = "streamclf-trainer"
+    requested_by: str = "trainer-service"
+
+    # Feedback fine-tuning
+    feedback_model: str | None = None  # model a feedback event belongs to when it names none
+    feedback_threshold: int = Field(default=100, ge=1)  # new examples that trigger a round
+    replay_sample: int = Field(default=1000, ge=0)  # rows of the original train data replayed
+    feedback_dev_path: Path | None = None  # dev set for the gate when the card names none
+    feedback_epochs: int = Field(default=2, ge=1)
+    feedback_promote: bool = True
+
+    progress_interval_s: float = 5.0
+    metrics_port: int | None = None
+
+    # Shared with the workers and the CLI (same variable names everywhere).
+    model_store: Path = Field(
+        default=Path(".streamclf/models"),
+        validation_alias=AliasChoices("STREAMCLF_MODEL_STORE", "model_store"),
+    )
+    control_topic: str = Field(
+        default="streamclf.control",
+        validation_alias=AliasChoices("STREAMCLF_CONTROL_TOPIC", "control_topic"),
+    )
+    control_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("STREAMCLF_CONTROL_KEY", "control_key")
+    )
+
+    def control_key_value(self) -> str | None:
+        return self.control_key.get_secret_value() if self.control_key else None
