@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 BIN := $(VENV)/bin
 export STREAMCLF_STATE_DIR ?= $(CURDIR)/.streamclf
 
-.PHONY: install test unit integration lint demo bench bench-quick clean
+.PHONY: install test unit integration lint demo bench bench-quick clean validate-deploy
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -42,3 +42,10 @@ bench-quick: install
 
 clean:
 	rm -rf $(VENV) .streamclf .pytest_cache
+
+# Compose, Dockerfiles, Kubernetes manifests, Prometheus/Grafana: offline checks (no Docker).
+validate-deploy: install
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	$(BIN)/kubectl kustomize deploy/k8s/overlays/cpu > /dev/null
+	$(BIN)/kubectl kustomize deploy/k8s/overlays/gpu > /dev/null
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit/test_deploy.py
