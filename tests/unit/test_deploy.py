@@ -903,5 +903,9 @@ def test_deploy_doc_covers_the_issue() -> None:
     ):
         assert needle in doc, needle
     services = set(compose()["services"])
-    for name in re.findall(r"docker compose (?:[^\n`]*?)(?:exec|run --rm) (\S+)", doc):
+    used = re.findall(
+        r"docker compose [^\n`]*?\b(?:exec|run|cp|restart)(?: -\S+)* ([a-z][\w-]*)", doc
+    )
+    assert "tools" in used
+    for name in used:
         assert name in services, name
