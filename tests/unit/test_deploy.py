@@ -255,6 +255,8 @@ def expected_topics(env: dict[str, str]) -> tuple[set[str], set[str]]:
     if trainer is not None:
         ts = trainer(**settings_kwargs(trainer, env))
         topics |= {getattr(ts, f) for f in type(ts).model_fields if f.endswith("_topic")}
+    else:  # trainer not importable here: trust the configured names
+        topics |= {v for k, v in env.items() if re.fullmatch(r"STREAMCLF_TRAINER_\w+_TOPIC", k)}
     return inputs, topics
 
 
