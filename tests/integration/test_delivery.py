@@ -4,13 +4,13 @@ rebalance mid-stream loses nothing."""
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from tests.integration.delivery_record import record
 from tests.integration.harness import (
     WorkerProcess,
     collect,
@@ -21,17 +21,6 @@ from tests.integration.harness import (
 )
 
 pytestmark = pytest.mark.integration
-RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
-
-
-def _record(name: str, figures: dict[str, int | float]) -> None:
-    """Print the measured figures (and keep them for the closing note)."""
-    print(f"\n{name}: {json.dumps(figures)}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "delivery.json"
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data[name] = figures
-    path.write_text(json.dumps(data, indent=2))
 
 
 async def _count_labelled(broker, topic: str) -> int:
@@ -69,7 +58,7 @@ async def _run_interrupted(broker, store: Path, uid: str, tmp_path: Path, sig: i
 async def test_sigkill_mid_stream_loses_nothing(broker, tiny_store, uid, tmp_path):
     ids = await _run_interrupted(broker, tiny_store, uid, tmp_path, signal.SIGKILL)
     dups = sum(n - 1 for n in ids.values())
-    _record("sigkill", {"events": 5000, "lost": 0, "duplicates": dups})
+    record("sigkill", {"events": 5000, "lost": 0, "duplicates": dups})
     # At-least-once: duplicates are allowed after a crash, but only for uncommitted work.
     assert dups < 5000
 
@@ -77,7 +66,7 @@ async def test_sigkill_mid_stream_loses_nothing(broker, tiny_store, uid, tmp_pat
 async def test_sigterm_mid_stream_loses_and_repeats_nothing(broker, tiny_store, uid, tmp_path):
     ids = await _run_interrupted(broker, tiny_store, uid, tmp_path, signal.SIGTERM)
     dups = sum(n - 1 for n in ids.values())
-    _record("sigterm", {"events": 5000, "lost": 0, "duplicates": dups})
+    record("sigterm", {"events": 5000, "lost": 0, "duplicates": dups})
     assert dups == 0
 
 
@@ -102,7 +91,7 @@ async def test_rebalance_while_batches_are_in_flight_loses_nothing(
     ids = Counter(o["id"] for o in out)
     assert len(ids) == 3000, f"lost {3000 - len(ids)}"
     dups = sum(n - 1 for n in ids.values())
-    _record("rebalance", {"events": 3000, "lost": 0, "duplicates": dups})
+    record("rebalance", {"events": 3000, "lost": 0, "duplicates": dups})
     # Revoked partitions are drained before they are given up: at most an in-flight batch
     # per partition may repeat.
     assert dups <= 4 * 16

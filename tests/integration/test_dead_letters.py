@@ -1,0 +1,141 @@
+"""Bad input never stops a worker: every input offset ends as a labelled event or a dead letter."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.integration.harness import WorkerProcess, collect, make_topics, produce
+
+pytestmark = pytest.mark.integration
+
+LONG_TEXT = "北京上个月召开了两会，会议讨论了经济发展。" * 100  # ~2000 characters
+CASES: list[tuple[str, bytes | None, str]] = [
+    ("invalid-utf8", b"\xff\xfe\xfa not utf-8", "decode"),
+    ("not-json", b"just some words", "decode"),
+    ("json-array", b"[1, 2, 3]", "schema"),
+    ("json-string", b'"a string"', "schema"),
+    ("missing-text", b'{"id": "m1"}', "empty_text"),
+    ("empty-text", b'{"id": "m2", "text": ""}', "empty_text"),
+    ("blank-text", b'{"id": "m3", "text": "  \\t\\n "}', "empty_text"),
+    ("id-wrong-type", b'{"id": 7, "text": "abc"}', "schema"),
+    ("text-wrong-type", b'{"id": "m4", "text": 123}', "schema"),
+    ("pair-wrong-type", b'{"id": "m5", "text": "abc", "text_pair": ["x"]}', "schema"),
+    (
+        "too-large",
+        json.dumps(
+            {"id": "big", "text": "大" * (10 * 1024 * 1024 // 3)}, ensure_ascii=False
+        ).encode(),
+        "too_large",
+    ),
+    ("tombstone", None, "tombstone"),
+    (
+        "extra-fields",
+        json.dumps(
+            {"id": "ok1", "text": "新电影票房", "extra": {"a": 1}}, ensure_ascii=False
+        ).encode(),
+        "labelled",
+    ),
+    (
+        "over-long",
+        json.dumps({"id": "long1", "text": LONG_TEXT}, ensure_ascii=False).encode(),
+        "labelled",
+    ),
+    (
+        "good",
+        json.dumps({"id": "ok2", "text": "国足输球"}, ensure_ascii=False).encode(),
+        "labelled",
+    ),
+]
+
+
+async def test_each_kind_of_bad_input_becomes_a_dead_letter(broker, tiny_store, uid, tmp_path):
+    topic = f"bad-{uid}"
+    await make_topics(broker, [topic, f"{topic}.labelled", f"{topic}.dlq"], 1)
+    values = [v for _, v, _ in CASES]
+    await produce(broker, topic, values, keys=[name.encode() for name, _, _ in CASES])
+    worker = WorkerProcess(broker, tiny_store, [f"{topic}=news"], f"g-{uid}", tmp_path).start()
+    try:
+        out = await collect(broker, [f"{topic}.labelled", f"{topic}.dlq"], len(CASES), 90, 2)
+        assert worker.alive(), worker.log()
+    finally:
+        assert worker.stop() == 0, worker.log()
+    by_offset = {o["source_offset"]: o for o in out}
+    assert len(out) == len(CASES) == len(by_offset), "one output per input offset"
+    for offset, (name, value, expected) in enumerate(CASES):
+        got = by_offset[offset]
+        if expected == "labelled":
+            assert got["_topic"] == f"{topic}.labelled", (name, got)
+            continue
+        assert got["_topic"] == f"{topic}.dlq", (name, got)
+        assert got["kind"] == expected, (name, got)
+        assert got["message"] and got["source_topic"] == topic and got["worker_id"] == "w1"
+        assert got["key_b64"] and base64.b64decode(got["key_b64"]) == name.encode()
+        if value is None:
+            assert got["value_b64"] is None
+        elif expected != "too_large":
+            assert base64.b64decode(got["value_b64"]) == value, "original bytes are kept"
+        else:
+            assert value.startswith(base64.b64decode(got["value_b64"])), "a prefix is kept"
+    long_out = next(o for o in out if o.get("id") == "long1")
+    assert long_out["truncated"] is True
+    assert next(o for o in out if o.get("id") == "ok2")["truncated"] is False
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=10,
+)
+event_like = st.fixed_dictionaries(
+    {
+        "id": st.one_of(st.text(max_size=12), st.integers()),
+        "text": st.one_of(st.text(max_size=60), st.none()),
+    },
+    optional={"text_pair": st.one_of(st.text(max_size=20), st.integers()), "metadata": json_values},
+)
+payloads = st.one_of(
+    st.binary(max_size=200),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    event_like.map(lambda v: json.dumps(v, ensure_ascii=False).encode()),
+)
+
+
+def test_random_bytes_and_json_never_lose_an_offset(broker, tiny_store, uid, tmp_path):
+    """Property: for any mix of random bytes, random JSON and near-TextEvents, every input
+    offset ends as exactly one labelled event or dead letter, and the worker stays up."""
+    topic = f"fuzz-{uid}"
+    asyncio.run(make_topics(broker, [topic, f"{topic}.labelled", f"{topic}.dlq"], 2))
+    worker = WorkerProcess(broker, tiny_store, [f"{topic}=news"], f"g-{uid}", tmp_path).start()
+    sent: list[bytes] = []
+
+    @settings(
+        max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
+    @given(batch=st.lists(payloads, min_size=1, max_size=12))
+    def send(batch: list[bytes]) -> None:
+        asyncio.run(
+            produce(
+                broker, topic, batch, keys=[str(len(sent) + i).encode() for i in range(len(batch))]
+            )
+        )
+        sent.extend(batch)
+
+    try:
+        send()
+        out = asyncio.run(collect(broker, [f"{topic}.labelled", f"{topic}.dlq"], len(sent), 120, 2))
+        assert worker.alive(), worker.log()
+    finally:
+        assert worker.stop() == 0, worker.log()
+    coords = [(o["source_partition"], o["source_offset"]) for o in out]
+    assert len(coords) == len(set(coords)) == len(sent), (len(coords), len(set(coords)), len(sent))
+    kinds = {o.get("kind", "labelled") for o in out}
+    assert kinds <= {"labelled", "decode", "schema", "empty_text", "too_large", "tombstone"}
+    assert "decode" in kinds or "schema" in kinds  # the strategy does produce bad input
