@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from admin.commands import models, stack, stream, topics
+from admin.commands import model_ops, models, stack, stream, topics
+from admin.commands import train as train_cmds
+from admin.commands.status import status
 from admin.commands.worker import worker
 
 app = typer.Typer(
@@ -19,6 +21,9 @@ app.add_typer(models.app, name="models")
 app.command("worker")(worker)
 app.command("produce")(stream.produce)
 app.command("tail")(stream.tail)
+app.command("status")(status)
+train_cmds.register(app)  # train, eval, trainer serve
+model_ops.register(models.app)  # models import-uer, models promote
 
 
 def main() -> None:

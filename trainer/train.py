@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -19,8 +18,15 @@ from trainer.checkpoint import Checkpoint, LoopState
 from trainer.config import Progress, ProgressFn, TrainConfig
 from trainer.data import Dataset, load_dataset
 from trainer.evaluate import EvalReport, evaluate
-from trainer.exceptions import ConfigError, TrainingInterrupted
+from trainer.exceptions import TrainingInterrupted
 from trainer.record import build_card
+from trainer.runtime import (
+    device_and_dtype,
+    make_optimizer,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 
 
 @dataclass(frozen=True)
@@ -46,71 +52,6 @@ class _Run:
     scaler: Any
     checkpoint: Checkpoint
     progress: ProgressFn
-
-
-def _device_and_dtype(config: TrainConfig) -> tuple[Any, Any]:
-    import torch
-
-    name = config.device
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    precision = config.precision
-    if precision == "auto":
-        precision = (
-            "fp32"
-            if device.type != "cuda"
-            else ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
-        )
-    if precision != "fp32" and device.type != "cuda":
-        raise ConfigError(f"--precision {precision} needs a CUDA device (got {device})")
-    return device, {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
-def _optimizer(model: Any, config: TrainConfig, total_steps: int) -> tuple[Any, Any]:
-    """AdamW without decay on biases and LayerNorm; linear warm-up then linear decay."""
-    import torch
-
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(param)
-    groups = [
-        {"params": decay, "weight_decay": config.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
-    warm = int(total_steps * config.warmup)
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return max(0.0, (total_steps - step) / max(1, total_steps - warm))
-
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def _rng_state() -> dict[str, Any]:
-    import torch
-
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    import torch
-
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _seed(seed: int) -> None:
-    import torch
-
-    random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def _epoch(
@@ -156,7 +97,7 @@ def _epoch(
             run.scheduler.step()
             run.optimizer.zero_grad(set_to_none=True)
             loop.batches_done = index + 1
-            snapshot(_rng_state())
+            snapshot(rng_state())
         loop.train_seconds += time.monotonic() - t0
         if boundary:
             elapsed = max(1e-9, time.monotonic() - window_start)
@@ -174,7 +115,7 @@ def _epoch(
                 )
             )
             if cfg.checkpoint_every_steps and step % cfg.checkpoint_every_steps == 0:
-                _save(run, loop, _rng_state())
+                _save(run, loop, rng_state())
     return sum(losses) / max(1, len(losses))
 
 
@@ -196,8 +137,11 @@ def _save(run: _Run, loop: LoopState, rng: dict[str, Any]) -> None:
 
 def _prepare(config: TrainConfig, store: ModelStore, progress: ProgressFn) -> _Run:
     import torch
+    from transformers.utils import logging as hf_logging
 
-    _seed(config.seed)
+    hf_logging.disable_progress_bar()
+
+    seed_everything(config.seed)
     start = load_start(config, store)
     splits = {"train": config.train, "dev": config.dev} | (
         {"test": config.test} if config.test else {}
@@ -214,11 +158,11 @@ def _prepare(config: TrainConfig, store: ModelStore, progress: ProgressFn) -> _R
             ),
         )
     )
-    device, amp_dtype = _device_and_dtype(config)
+    device, amp_dtype = device_and_dtype(config)
     start.model.to(device)
     batches = math.ceil(len(encoded["train"]) / config.batch_size)
     total = config.epochs * math.ceil(batches / config.grad_accum_steps)
-    optimizer, scheduler = _optimizer(start.model, config, total)
+    optimizer, scheduler = make_optimizer(start.model, config, total)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     ckpt_dir = (
         Path(config.checkpoint_dir)
@@ -261,8 +205,8 @@ def train(
         run.optimizer.load_state_dict(state["optimizer"])
         run.scheduler.load_state_dict(state["scheduler"])
         run.scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"])
-    rng = {"value": _rng_state()}
+        set_rng_state(state["rng"])
+    rng = {"value": rng_state()}
     try:
         while loop.epoch < config.epochs:
             train_loss = _epoch(run, loop, stop, lambda r: rng.update(value=r))
@@ -271,7 +215,7 @@ def train(
             )
             _record_epoch(run, loop, train_loss, report)
             loop.epoch, loop.batches_done = loop.epoch + 1, 0
-            _save(run, loop, _rng_state())
+            _save(run, loop, rng_state())
     except BaseException as exc:
         _save(run, loop, rng["value"])
         raise TrainingInterrupted(str(run.checkpoint.path), exc) from exc
