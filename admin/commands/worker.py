@@ -24,7 +24,7 @@ def worker(
     max_wait_ms: float | None = typer.Option(None, "--max-wait-ms"),
     metrics_port: int | None = typer.Option(None, "--metrics-port"),
     worker_id: str | None = typer.Option(None, "--worker-id"),
-    log_level: str = typer.Option("INFO", "--log-level"),
+    log_level: str | None = typer.Option(None, "--log-level", help="STREAMCLF_LOG_LEVEL"),
 ) -> None:
     """Consume text events, classify them, publish labelled events (until SIGTERM/SIGINT)."""
     from pydantic import ValidationError
@@ -48,6 +48,11 @@ def worker(
     }
     try:
         settings = WorkerSettings(**{k: v for k, v in overrides.items() if v is not None})
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
         app = Worker(settings, kafka_settings(bootstrap))
     except (ValidationError, ValueError) as exc:
         fail(str(exc), 2)
