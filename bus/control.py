@@ -63,9 +63,9 @@ def decode_control(raw: bytes | None) -> SwapModel | Rollback | None:
 async def read_status(
     settings: KafkaSettings, since_ms: int, topic: str = STATUS_TOPIC, timeout_s: float = 2.0
 ) -> dict[str, WorkerStatus]:
-    """Latest heartbeat per worker among those published since `since_ms`."""
+    """Latest heartbeat per worker among those published since `since_ms` (up to now)."""
     latest: dict[str, WorkerStatus] = {}
-    async for status in iter_status(settings, since_ms, topic, timeout_s):
+    async for status in iter_status(settings, since_ms, topic, timeout_s, follow=False):
         prev = latest.get(status.worker_id)
         if prev is None or status.at_ms >= prev.at_ms:
             latest[status.worker_id] = status
@@ -73,14 +73,25 @@ async def read_status(
 
 
 async def iter_status(
-    settings: KafkaSettings, since_ms: int, topic: str = STATUS_TOPIC, timeout_s: float = 2.0
+    settings: KafkaSettings,
+    since_ms: int,
+    topic: str = STATUS_TOPIC,
+    timeout_s: float = 2.0,
+    follow: bool = True,
 ) -> AsyncIterator[WorkerStatus]:
-    """Heartbeats from `since_ms` on, until nothing new arrives for `timeout_s`."""
+    """Heartbeats from `since_ms` on, until nothing new arrives for `timeout_s`.
+
+    With `follow=False` it also stops at the end of the topic as it was when reading began
+    (live workers heartbeat every few seconds, so the topic is never quiet for long).
+    """
     consumer = make_consumer(settings)
     try:
         await consumer.start()
         parts = consumer.partitions_for_topic(topic)
         if not parts:
+            # Let aiokafka's just-created background task start: stopping before it ran
+            # raises CancelledError out of consumer.stop().
+            await asyncio.sleep(0)
             return
         tps = [TopicPartition(topic, p) for p in parts]
         consumer.assign(tps)
@@ -91,9 +102,12 @@ async def iter_status(
                 await consumer.seek_to_end(tp)
             else:
                 consumer.seek(tp, found.offset)
+        ends = {} if follow else await consumer.end_offsets(tps)
         loop = asyncio.get_running_loop()
         quiet_until = loop.time() + timeout_s
         while loop.time() < quiet_until:
+            if ends and all([await consumer.position(tp) >= end for tp, end in ends.items()]):
+                return
             batch = await consumer.getmany(*tps, timeout_ms=200)
             for records in batch.values():
                 quiet_until = loop.time() + timeout_s

@@ -7,7 +7,22 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from admin.context import JsonOpt, StoreOpt, console, fail, model_store, print_json
+from admin.context import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    BootstrapOpt,
+    JsonOpt,
+    StoreOpt,
+    console,
+    err_console,
+    fail,
+    kafka_settings,
+    model_store,
+    print_json,
+    run,
+)
 from modelstore.exceptions import ModelStoreError
 from modelstore.labels import parse_labels
 
@@ -117,3 +132,194 @@ def show(
         print_json(ms.card(name, version).model_dump(mode="json"))
     except ModelStoreError as exc:
         fail(str(exc))
+
+
+# -- hot swap ------------------------------------------------------------------------------
+ControlTopicOpt = typer.Option(
+    "streamclf.control", "--control-topic", envvar="STREAMCLF_CONTROL_TOPIC", show_envvar=True
+)
+StatusTopicOpt = typer.Option(
+    "streamclf.status", "--status-topic", envvar="STREAMCLF_STATUS_TOPIC", show_envvar=True
+)
+WaitOpt = typer.Option(False, "--wait", help="Wait until every live worker reports the version")
+TimeoutOpt = typer.Option(120.0, "--timeout", help="Seconds --wait waits at most", min=1)
+StaleOpt = typer.Option(
+    None,
+    "--stale-after",
+    help="A worker whose last heartbeat is older than this many seconds is not live "
+    "(default 3 x STREAMCLF_STATUS_INTERVAL_S)",
+)
+ByOpt = typer.Option(None, "--by", help="Who asks (default user@host)")
+
+
+def stale_window(stale_after: float | None) -> float:
+    import os
+
+    return stale_after or 3 * float(os.environ.get("STREAMCLF_STATUS_INTERVAL_S", "5"))
+
+
+def _swap(
+    name: str,
+    version: str,
+    wait: bool,
+    timeout: float,
+    stale_after: float | None,
+    by: str | None,
+    store: Path | None,
+    bootstrap: str | None,
+    control_topic: str,
+    status_topic: str,
+    as_json: bool,
+    action: str,
+) -> None:
+    """Check, publish and optionally wait; exit 0 ok, 1 failed, 2 unknown version, 3 timeout."""
+    import os
+
+    from admin.render import outcome_dict, outcome_table
+    from admin.swapping import SwapRefused, request_swap, wait_for_swap
+    from bus.exceptions import BusError
+
+    key = os.environ.get("STREAMCLF_CONTROL_KEY") or None
+    kafka = kafka_settings(bootstrap)
+    try:
+        command = run(
+            request_swap(kafka, model_store(store), name, version, by, key, control_topic)
+        )
+    except SwapRefused as exc:
+        fail(f"{action} refused, nothing published: {exc}", EXIT_USAGE if exc.unknown else 1)
+    except BusError as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    signed = "signed" if key else "unsigned: STREAMCLF_CONTROL_KEY is not set"
+    published = {
+        "action": action,
+        "model": name,
+        "version": version,
+        "previous": command.previous,
+        "sha256": command.sha256,
+        "requested_at_ms": command.requested_at_ms,
+        "requested_by": command.requested_by,
+        "signed": bool(key),
+    }
+    if not as_json:
+        console.print(f"{action}: published {name} {command.previous} -> {version} ({signed})")
+    if not wait:
+        if as_json:
+            print_json(published)
+        return
+    outcome = run(
+        wait_for_swap(
+            kafka,
+            name,
+            version,
+            command.requested_at_ms,
+            timeout,
+            stale_window(stale_after),
+            status_topic,
+        )
+    )
+    code = {"ok": EXIT_OK, "failed": EXIT_FAILED}.get(outcome.state, EXIT_UNAVAILABLE)
+    if as_json:
+        print_json({**published, "wait": outcome_dict(outcome)})
+    else:
+        if outcome.workers:
+            console.print(outcome_table(outcome))
+        (console if code == EXIT_OK else err_console).print(f"{outcome.state}: {outcome.reason()}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def swap(
+    name: str,
+    version: str,
+    wait: bool = WaitOpt,
+    timeout: float = TimeoutOpt,
+    stale_after: float | None = StaleOpt,
+    by: str | None = ByOpt,
+    store: Path | None = StoreOpt,
+    bootstrap: str | None = BootstrapOpt,
+    control_topic: str = ControlTopicOpt,
+    status_topic: str = StatusTopicOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Make VERSION the active version of NAME in every worker (hot swap, no restart).
+
+    Refuses unknown versions (exit 2) and missing or corrupt weights (exit 1) before
+    publishing. With --wait: 0 once every live worker serves it, 1 naming the workers that
+    failed to load it, 3 on timeout or when no live worker serves NAME.
+    """
+    _swap(
+        name,
+        version,
+        wait,
+        timeout,
+        stale_after,
+        by,
+        store,
+        bootstrap,
+        control_topic,
+        status_topic,
+        as_json,
+        "swap",
+    )
+
+
+@app.command()
+def rollback(
+    name: str,
+    wait: bool = WaitOpt,
+    timeout: float = TimeoutOpt,
+    stale_after: float | None = StaleOpt,
+    by: str | None = ByOpt,
+    store: Path | None = StoreOpt,
+    bootstrap: str | None = BootstrapOpt,
+    control_topic: str = ControlTopicOpt,
+    status_topic: str = StatusTopicOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Swap NAME back to the version that was active before the current one."""
+    from admin.swapping import SwapRefused, rollback_target
+
+    try:
+        target = rollback_target(model_store(store), name)
+    except (SwapRefused, ModelStoreError, ValueError) as exc:
+        fail(f"rollback refused, nothing published: {exc}", EXIT_FAILED)
+    _swap(
+        name,
+        target,
+        wait,
+        timeout,
+        stale_after,
+        by,
+        store,
+        bootstrap,
+        control_topic,
+        status_topic,
+        as_json,
+        "rollback",
+    )
+
+
+@app.command()
+def delete(
+    name: str,
+    version: str,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation"),
+    store: Path | None = StoreOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Delete a stored version; refuses the active one (exit 1) and unknown ones (exit 2)."""
+    ms = model_store(store)
+    try:
+        ms.require(name, version)
+        active = ms.default_version(name)
+    except (ModelStoreError, ValueError) as exc:
+        fail(str(exc), EXIT_USAGE)
+    if version == active:
+        fail(f"{name}@{version} is the active version; swap to another version first")
+    if not yes and not typer.confirm(f"delete {name}@{version}?"):
+        fail("not deleted", EXIT_FAILED)
+    ms.delete(name, version)
+    if as_json:
+        print_json({"model": name, "deleted": version, "active": active})
+    else:
+        console.print(f"deleted {name}@{version} (active: {active})")
