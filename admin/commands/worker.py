@@ -32,11 +32,8 @@ def worker(
     from worker.app import Worker
     from worker.settings import WorkerSettings
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
     overrides: dict[str, Any] = {
+        "log_level": log_level,
         "routes": route or None,
         "group_id": group,
         "model_store": store,
@@ -48,6 +45,11 @@ def worker(
     }
     try:
         settings = WorkerSettings(**{k: v for k, v in overrides.items() if v is not None})
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
         logging.basicConfig(
             level=settings.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
