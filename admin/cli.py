@@ -6,6 +6,7 @@ import typer
 
 from admin.commands import model_ops, models, stack, stream, topics
 from admin.commands import train as train_cmds
+from admin.commands.bench import bench
 from admin.commands.status import status
 from admin.commands.worker import worker
 
@@ -22,6 +23,7 @@ app.command("worker")(worker)
 app.command("produce")(stream.produce)
 app.command("tail")(stream.tail)
 app.command("status")(status)
+app.command("bench")(bench)
 train_cmds.register(app)  # train, eval, trainer serve
 model_ops.register(models.app)  # models import-uer, models promote
 

@@ -28,8 +28,10 @@ class Sizes:
     cache_events: int
 
 
-FULL_CPU = Sizes(200, 384, (8, 16, 32, 64), 128, 1200, 25.0, 6000, 256, 30000)
-QUICK = Sizes(40, 96, (16, 32), 48, 400, 6.0, 2000, 64, 8000)
+FULL_CPU = Sizes(100, 192, (8, 16, 32), 64, 1200, 20.0, 2000, 256, 30000)
+QUICK = Sizes(40, 96, (16, 32), 32, 400, 6.0, 1000, 64, 8000)
+E2E_SECONDS = 40.0  # full-load backlog sized to about this long at the ceiling's rate
+FILL_SECONDS = 10.0
 FULL_GPU = Sizes(300, 8192, (32, 64, 128, 256, 512), 1024, 20000, 20.0, 10000, 1000, 40000)
 
 
@@ -40,6 +42,7 @@ class BenchContext:
     dtype: str = "auto"
     quick: bool = False
     worker_max_batch: int | None = None
+    worker_max_batch_tokens: int | None = None
     seed: int = 0
     console: Console = field(default_factory=Console)
     shared: dict[str, Any] = field(default_factory=dict)  # figures scenarios pass on
@@ -56,6 +59,15 @@ class BenchContext:
     @property
     def on_gpu(self) -> bool:
         return self.device.startswith("cuda")
+
+    def e2e_events(self) -> int:
+        """The full-load backlog: about E2E_SECONDS of work at the ceiling's rate."""
+        rate = self.shared.get("ceiling_texts_per_s", 20.0)
+        return int(min(self.sizes.e2e_events, max(100, rate * E2E_SECONDS)))
+
+    def cache_unique(self) -> int:
+        rate = self.shared.get("ceiling_texts_per_s", 20.0)
+        return int(min(self.sizes.cache_unique, max(32, rate * FILL_SECONDS)))
 
     def resolved_dtype(self) -> str:
         if self.dtype != "auto":

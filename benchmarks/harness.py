@@ -111,7 +111,7 @@ class Subprocess:
 
 
 def worker_command() -> list[str]:
-    return [sys.executable, "-m", "admin.cli", "worker"]
+    return [sys.executable, "-m", "admin.cli", "worker", "--log-level", "WARNING"]
 
 
 @dataclass
@@ -122,6 +122,7 @@ class RunFigures:
     first_to_last_s: float  # first receive -> last receive
     latencies_s: list[float] = field(repr=False, default_factory=list)
     offered_per_s: float | None = None
+    model_busy_s: float | None = None
 
     @property
     def events_per_s(self) -> float:
@@ -134,6 +135,9 @@ class RunFigures:
             if self.first_to_last_s
             else 0.0,
             **latency_summary_ms(self.latencies_s),
+            "model_busy_share": self.model_busy_s / self.seconds
+            if self.model_busy_s is not None and self.seconds
+            else None,
         }
 
 
@@ -151,6 +155,7 @@ class Driver:
         self.sent_at: dict[str, float] = {}
         self.received_at: dict[str, float] = {}
         self.cached: dict[str, bool] = {}
+        self.timings: dict[str, dict] = {}
         self._producer = make_producer(settings, linger_ms=5)
         self._consumer = make_consumer(settings, out_topic, group_id=None)
         self._reader: asyncio.Task | None = None
@@ -178,6 +183,8 @@ class Driver:
                     answer = json.loads(record.value)
                     self.received_at.setdefault(answer["id"], now)
                     self.cached[answer["id"]] = bool(answer.get("cached"))
+                    if answer.get("timings"):
+                        self.timings[answer["id"]] = answer["timings"]
 
     async def send(self, items: list[tuple[str, str]]) -> None:
         """Hand events to the producer (not waiting for acks); stamp their send time."""
@@ -215,7 +222,16 @@ class Driver:
             first_to_last_s=max(recv) - min(recv),
             latencies_s=[self.received_at[i] - self.sent_at[i] for i in got],
             offered_per_s=offered,
+            model_busy_s=self._model_busy_s(got),
         )
+
+    def _model_busy_s(self, ids: list[str]) -> float | None:
+        """Inference time the worker reports (each event carries its batch's inference_ms
+        and size), summed: the share of the run the model was busy."""
+        rows = [self.timings[i] for i in ids if i in self.timings]
+        if not rows:
+            return None
+        return sum(t.get("inference_ms", 0) / max(t.get("batch_size", 1), 1) for t in rows) / 1000
 
     async def full_load(
         self, texts: list[str], tag: str, timeout_s: float, alive=None

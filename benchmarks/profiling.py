@@ -50,27 +50,39 @@ async def profile_process(pid: int, stem: Path, rate_hz: int = 50) -> AsyncItera
         stem.with_suffix(".txt").write_text(f"py-spy wrote nothing: {err.decode()[-2000:]}\n")
 
 
+IDLE_FRAMES = ("select (", "_worker (concurrent", "wait (threading", "_wait_for_tstate_lock")
+
+
 def summarise(collapsed: str, top: int = TOP) -> str:
-    """Top frames by own samples and by total (inclusive) samples, per thread group."""
-    own: Counter[str] = Counter()
-    total: Counter[str] = Counter()
-    threads: Counter[str] = Counter()
-    samples = 0
+    """Per thread: share of samples busy (not parked in select/queue waits), then the top
+    frames by own and inclusive samples among its busy samples."""
+    per_thread: dict[str, list[tuple[list[str], int]]] = {}
     for line in collapsed.splitlines():
         stack, _, count_s = line.rpartition(" ")
         if not stack or not count_s.isdigit():
             continue
-        count = int(count_s)
-        samples += count
         frames = stack.split(";")
-        threads[frames[0]] += count
-        own[frames[-1]] += count
-        for frame in set(frames[1:]):
-            total[frame] += count
-    lines = [f"py-spy samples: {samples}", "", "samples by thread:"]
-    lines += [f"  {n / samples:6.1%}  {t}" for t, n in threads.most_common()]
-    lines += ["", f"top {top} by own time (% of all samples, idle included):"]
-    lines += [f"  {n / samples:6.1%}  {f}" for f, n in own.most_common(top)]
-    lines += ["", f"top {top} by total time:"]
-    lines += [f"  {n / samples:6.1%}  {f}" for f, n in total.most_common(top)]
+        per_thread.setdefault(frames[0], []).append((frames[1:], int(count_s)))
+    lines = ["py-spy record --threads --idle --nonblocking; % of that thread's samples", ""]
+    for thread, stacks in sorted(per_thread.items(), key=lambda kv: -sum(c for _, c in kv[1])):
+        samples = sum(c for _, c in stacks)
+        busy = [
+            (f, c) for f, c in stacks if f and not any(f[-1].startswith(i) for i in IDLE_FRAMES)
+        ]
+        busy_n = sum(c for _, c in busy)
+        lines.append(f"== {thread}: {samples} samples, busy {busy_n / samples:.1%}")
+        if not busy_n:
+            lines.append("")
+            continue
+        own: Counter[str] = Counter()
+        total: Counter[str] = Counter()
+        for frames, count in busy:
+            own[frames[-1]] += count
+            for frame in set(frames):
+                total[frame] += count
+        lines.append(f"  top {top} by own time:")
+        lines += [f"    {n / samples:6.1%}  {f}" for f, n in own.most_common(top)]
+        lines.append(f"  top {top // 2} by inclusive time:")
+        lines += [f"    {n / samples:6.1%}  {f}" for f, n in total.most_common(top // 2)]
+        lines.append("")
     return "\n".join(lines) + "\n"

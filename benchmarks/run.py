@@ -53,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--worker-max-batch", type=int, default=None, help="STREAMCLF_MAX_BATCH (32)"
     )
+    parser.add_argument(
+        "--worker-torch-threads", type=int, default=None, help="STREAMCLF_TORCH_THREADS"
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy profile of the e2e workers")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
@@ -122,11 +125,12 @@ def write(payload: dict[str, Any], out: Path, stamp: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 150)
     ctx = BenchContext(
         args.preset, args.device, args.dtype, args.quick, args.worker_max_batch, console=console
     )
     ctx.shared["profile"] = args.profile
+    ctx.shared["worker_torch_threads"] = args.worker_torch_threads
     started = time.perf_counter()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     results: list[Result] = []

@@ -64,3 +64,26 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     if not numerator or not denominator:
         return None
     return numerator / denominator
+
+
+def worker_batches(
+    lengths: Sequence[int], max_batch: int, max_batch_tokens: int
+) -> list[list[int]]:
+    """The worker's two cuts with one setting: the batcher closes an arrival batch at
+    `max_batch` rows or when the *sum* of tokens would pass `max_batch_tokens`; the engine
+    then sorts it and cuts sub-batches whose *padded* size fits the same budget."""
+    arrivals: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for length in lengths:
+        if current and (len(current) >= max_batch or total + length > max_batch_tokens):
+            arrivals.append(current)
+            current, total = [], 0
+        current.append(length)
+        total += length
+    if current:
+        arrivals.append(current)
+    out: list[list[int]] = []
+    for batch in arrivals:
+        out += sorted_budget_batches(batch, len(batch), max_batch_tokens)
+    return out

@@ -7,7 +7,7 @@ import time
 
 from benchmarks.common import Result
 from benchmarks.context import BenchContext
-from benchmarks.stats import fifo_batches, padding_fraction, sorted_budget_batches
+from benchmarks.stats import fifo_batches, padding_fraction, sorted_budget_batches, worker_batches
 from benchmarks.texts import mixed_lengths
 from worker.inference import BatchStats, InferenceEngine
 
@@ -17,12 +17,12 @@ NO_BUDGET = 1 << 30
 
 def variants(ctx: BenchContext) -> list[tuple[str, bool, int]]:
     """(name, sort_by_length, max_batch_tokens)."""
-    small = 4096 if not ctx.on_gpu else 16384
-    large = 16384 if not ctx.on_gpu else 65536
+    if ctx.on_gpu:
+        return [("fifo", False, NO_BUDGET), ("sorted, budget 16384", True, 16384)]
     return [
         ("fifo", False, NO_BUDGET),
-        (f"sorted, budget {large}", True, large),
-        (f"sorted, budget {small}", True, small),
+        ("sorted, budget 4096", True, 4096),
+        ("sorted, budget 2048", True, 2048),
     ]
 
 
@@ -77,7 +77,12 @@ def run(ctx: BenchContext) -> list[Result]:
             f"batching {name}: {stats.rows / seconds:.1f} texts/s, padding {stats.padding_fraction:.1%}"
         )
         del engine
-    results[0].extra["padding_by_arrival_batch"] = planned_padding(engine_lengths(ctx, texts))
+    real = engine_lengths(ctx, ctx.sentences(2048, tag="e2e"))
+    results[0].extra["planned_padding"] = {
+        "mixed_10_500": planned_padding(engine_lengths(ctx, texts)),
+        "real_sentences": planned_padding(real),
+    }
+    results += planned_rows(ctx, real)
     return results
 
 
@@ -88,13 +93,37 @@ def engine_lengths(ctx: BenchContext, texts: list[str]) -> list[int]:
     return [len(ids) for ids in tokenizer(texts, truncation=True, max_length=512)["input_ids"]]
 
 
-def planned_padding(lengths: list[int]) -> dict[str, dict[str, float]]:
-    """Padding fraction without running the model, for larger arrival batches."""
-    out = {}
-    for size in (32, 128, 512):
-        out[str(size)] = {
-            "fifo": round(padding_fraction(fifo_batches(lengths, size)), 4),
-            "sorted_4096": round(padding_fraction(sorted_budget_batches(lengths, size, 4096)), 4),
-            "sorted_16384": round(padding_fraction(sorted_budget_batches(lengths, size, 16384)), 4),
-        }
-    return out
+PLANS = [  # (name, rows, budget, planner)
+    ("FIFO 32", 32, None, "fifo"),
+    ("worker 32 rows/16384 tok (defaults)", 32, 16384, "worker"),
+    ("worker 128 rows/4096 tok (bench)", 128, 4096, "worker"),
+    ("128 rows, sub-batches of 1024 padded tok", 128, 1024, "sorted"),
+]
+
+
+def plan(lengths: list[int], rows: int, budget: int | None, kind: str) -> list[list[int]]:
+    if kind == "fifo" or budget is None:
+        return fifo_batches(lengths, rows)
+    if kind == "worker":
+        return worker_batches(lengths, rows, budget)
+    return sorted_budget_batches(lengths, rows, budget)
+
+
+def planned_padding(lengths: list[int]) -> dict[str, float]:
+    """Padding fraction of each batching plan, without running the model."""
+    return {name: round(padding_fraction(plan(lengths, r, b, k)), 4) for name, r, b, k in PLANS}
+
+
+def planned_rows(ctx: BenchContext, lengths: list[int]) -> list[Result]:
+    """Model-free rows: padding of each plan on the real sentence mix the e2e run uses."""
+    return [
+        Result(
+            scenario="batching",
+            variant=f"planned, real mix: {name}",
+            preset="-",
+            padding_fraction=padding_fraction(plan(lengths, r, b, k)),
+            count=len(lengths),
+            settings={"rows": r, "max_batch_tokens": b, "plan": k},
+        )
+        for name, r, b, k in PLANS
+    ]

@@ -9,7 +9,7 @@ import os
 from benchmarks.common import Result
 from benchmarks.context import BenchContext
 from benchmarks.harness import Driver, fresh_name, local_broker, make_route_topics
-from benchmarks.scenarios.e2e import settings_of, start_worker, timeout_for
+from benchmarks.scenarios.e2e import WARM_UP_EVENTS, settings_of, start_worker, timeout_for
 from bus.settings import KafkaSettings
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
@@ -28,9 +28,10 @@ async def _run(ctx: BenchContext, settings: KafkaSettings):
         STREAMCLF_CACHE_ENABLED="true", STREAMCLF_REDIS_URL=redis_url(), STREAMCLF_CACHE_PREFIX=prefix,
     )  # fmt: skip
     try:
-        unique = ctx.sentences(ctx.sizes.cache_unique, tag="cache")
+        unique = ctx.sentences(ctx.cache_unique(), tag="cache")
         repeats = [unique[i % len(unique)] for i in range(ctx.sizes.cache_events)]
         async with Driver(settings, topic, f"{topic}.labelled") as driver:
+            await driver.full_load(ctx.sentences(WARM_UP_EVENTS, tag="warm"), "warm", 300, proc)
             fill = await driver.full_load(unique, "fill", timeout_for(len(unique), 10.0), proc)
             ctx.log(f"cache fill: {fill.events_per_s:.1f} events/s")
             hits = await driver.full_load(repeats, "hit", timeout_for(len(repeats), 1000.0), proc)

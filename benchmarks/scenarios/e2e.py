@@ -27,11 +27,25 @@ from benchmarks.profiling import profile_process
 from bus.settings import KafkaSettings
 
 OFFERED_SHARE = 0.5
-LOG_DIR = RESULTS_DIR / "logs"
+LOG_DIR = bench_store_dir().parent / "bench-logs"  # gitignored
+
+
+# Measured on the real sentence mix (see the batching scenario's planned padding): with the
+# worker's defaults (32 rows, 16384 tokens) arrival batches are ~79% padding on CPU; 128 rows
+# and a 4096-token budget bring that to ~46%. GPUs want bigger budgets.
+CPU_MAX_BATCH, CPU_MAX_BATCH_TOKENS = 128, 4096
+GPU_MAX_BATCH, GPU_MAX_BATCH_TOKENS = 256, 32768
+WARM_UP_EVENTS = 32
 
 
 def worker_max_batch(ctx: BenchContext) -> int:
-    return ctx.worker_max_batch or 32
+    return ctx.worker_max_batch or (GPU_MAX_BATCH if ctx.on_gpu else CPU_MAX_BATCH)
+
+
+def worker_max_batch_tokens(ctx: BenchContext) -> int:
+    return ctx.worker_max_batch_tokens or (
+        GPU_MAX_BATCH_TOKENS if ctx.on_gpu else CPU_MAX_BATCH_TOKENS
+    )
 
 
 def worker_env(
@@ -42,12 +56,16 @@ def worker_env(
         "STREAMCLF_KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
         "STREAMCLF_GROUP_ID": fresh_name("bench-workers"),
         "STREAMCLF_MAX_BATCH": str(worker_max_batch(ctx)),
+        "STREAMCLF_MAX_BATCH_TOKENS": str(worker_max_batch_tokens(ctx)),
         "STREAMCLF_MAX_WAIT_MS": "10",
         "STREAMCLF_DEVICE": ctx.device,
         "STREAMCLF_DTYPE": ctx.resolved_dtype(),
         "STREAMCLF_CACHE_ENABLED": "false",
         "STREAMCLF_LOG_LEVEL": "WARNING",
     }
+    threads = ctx.shared.get("worker_torch_threads")
+    if threads:
+        env["STREAMCLF_TORCH_THREADS"] = str(threads)
     env.update(extra)
     return env
 
@@ -89,7 +107,7 @@ async def measure(
     """Warm-up, full load, then 50% offered rate; returns (full, offered)."""
     out = f"{topic}.labelled"
     async with Driver(settings, topic, out) as driver:
-        warm = ctx.sentences(2 * worker_max_batch(ctx), tag="warm")
+        warm = ctx.sentences(WARM_UP_EVENTS, tag="warm")
         await driver.full_load(warm, "warm", timeout_s=300, alive=proc)
         full = await driver.full_load(texts, "full", timeout_for(len(texts), rate_guess), proc)
         ctx.log(f"{topic}: full load {full.events_per_s:.1f} events/s")
@@ -132,6 +150,7 @@ def rows(
                 extra={
                     "events_per_s_first_to_last": s["events_per_s_first_to_last"],
                     "max_ms": s["max_ms"],
+                    "model_busy_share": s["model_busy_share"],
                     "sent": fig.sent,
                 },
             )
@@ -144,9 +163,11 @@ def settings_of(ctx: BenchContext, kind: str) -> dict[str, Any]:
         "process": kind,
         "partitions": 4,
         "max_batch": worker_max_batch(ctx),
+        "max_batch_tokens": worker_max_batch_tokens(ctx),
         "max_wait_ms": 10,
         "device": ctx.device,
         "dtype": ctx.resolved_dtype(),
+        "torch_threads": ctx.shared.get("worker_torch_threads") or "default",
     }
 
 
