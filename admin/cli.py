@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from admin.commands import model_ops, models, stack, stream, topics
+from admin.commands import dlq, model_ops, models, stack, stream, topics
 from admin.commands import train as train_cmds
 from admin.commands.bench import bench
 from admin.commands.status import status
@@ -24,6 +24,7 @@ app.command("produce")(stream.produce)
 app.command("tail")(stream.tail)
 app.command("status")(status)
 app.command("bench")(bench)
+app.add_typer(dlq.app, name="dlq")
 train_cmds.register(app)  # train, eval, trainer serve
 model_ops.register(models.app)  # models import-uer, models promote
 
