@@ -28,9 +28,9 @@ class Sizes:
     cache_events: int
 
 
-FULL_CPU = Sizes(100, 192, (8, 16, 32), 64, 1200, 20.0, 2000, 256, 30000)
+FULL_CPU = Sizes(80, 128, (8, 32), 48, 1200, 20.0, 2000, 256, 30000)
 QUICK = Sizes(40, 96, (16, 32), 32, 400, 6.0, 1000, 64, 8000)
-E2E_SECONDS = 40.0  # full-load backlog sized to about this long at the ceiling's rate
+E2E_SECONDS = 30.0  # full-load backlog sized to about this long at the ceiling's rate
 FILL_SECONDS = 10.0
 FULL_GPU = Sizes(300, 8192, (32, 64, 128, 256, 512), 1024, 20000, 20.0, 10000, 1000, 40000)
 

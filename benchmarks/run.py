@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         args.preset, args.device, args.dtype, args.quick, args.worker_max_batch, console=console
     )
     ctx.shared["profile"] = args.profile
+    ctx.shared["out"] = args.out
     ctx.shared["worker_torch_threads"] = args.worker_torch_threads
     started = time.perf_counter()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -188,7 +188,7 @@ async def run(args: argparse.Namespace, store_root: Path) -> dict[str, Any]:
             current = "v1"
             for _ in range(args.swaps):
                 target = "v2" if current == "v1" else "v1"
-                t_req = time.monotonic()
+                t_req, wall_req = time.monotonic(), time.time()
                 command = await request_swap(
                     kafka, store, MODEL, target, "swap_memory", None, control
                 )
@@ -207,6 +207,7 @@ async def run(args: argparse.Namespace, store_root: Path) -> dict[str, Any]:
                     "from": current,
                     "to": target,
                     "swap_s": outcome.workers[0].duration_s,
+                    "cli_checks_s": round(command.requested_at_ms / 1000 - wall_req, 3),
                     "request_to_confirmed_s": round(t_done - t_req, 3),
                     "rss_before_mb": round(statistics.median(before) / MB, 1),
                     "rss_peak_during_mb": round(max(during) / MB, 1),

@@ -19,11 +19,7 @@ def variants(ctx: BenchContext) -> list[tuple[str, bool, int]]:
     """(name, sort_by_length, max_batch_tokens)."""
     if ctx.on_gpu:
         return [("fifo", False, NO_BUDGET), ("sorted, budget 16384", True, 16384)]
-    return [
-        ("fifo", False, NO_BUDGET),
-        ("sorted, budget 4096", True, 4096),
-        ("sorted, budget 2048", True, 2048),
-    ]
+    return [("fifo", False, NO_BUDGET), ("sorted, budget 2048", True, 2048)]
 
 
 def run_variant(engine: InferenceEngine, texts: list[str]) -> tuple[BatchStats, float]:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import os
 
-from benchmarks.common import Result
+from benchmarks.common import RESULTS_DIR, Result
 from benchmarks.context import BenchContext
 from benchmarks.harness import Driver, fresh_name, local_broker, make_route_topics
+from benchmarks.profiling import profile_process
 from benchmarks.scenarios.e2e import WARM_UP_EVENTS, settings_of, start_worker, timeout_for
 from bus.settings import KafkaSettings
 
@@ -37,6 +38,12 @@ async def _run(ctx: BenchContext, settings: KafkaSettings):
             hits = await driver.full_load(repeats, "hit", timeout_for(len(repeats), 1000.0), proc)
             ctx.log(f"cache hits: {hits.events_per_s:.0f} events/s")
             cached = sum(driver.cached.get(f"hit-{i}", False) for i in range(len(repeats)))
+            if ctx.shared.get("profile"):
+                stem = ctx.shared.get("out", RESULTS_DIR) / "profile-worker-cache-hits"
+                async with profile_process(proc.pid, stem):
+                    await driver.full_load(
+                        repeats, "profiled", timeout_for(len(repeats), 500.0), proc
+                    )
         return fill, hits, cached
     finally:
         proc.stop()

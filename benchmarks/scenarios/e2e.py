@@ -183,7 +183,8 @@ async def _worker_run(
     proc = start_worker(ctx, settings, topic, preset)
     try:
         texts = ctx.sentences(n, tag="e2e")
-        profile_to = RESULTS_DIR / f"profile-worker-{preset}" if profile else None
+        out_dir = ctx.shared.get("out", RESULTS_DIR)
+        profile_to = out_dir / f"profile-worker-{preset}" if profile else None
         return await measure(ctx, settings, topic, proc, texts, rate_guess, profile_to)
     finally:
         proc.stop()
