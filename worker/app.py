@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 import time
 from typing import Any
 
@@ -24,7 +23,6 @@ from bus.settings import KafkaSettings
 from bus.topics import create_topics
 from modelstore.store import ModelStore
 from schemas.control import Rollback, SwapModel
-from schemas.status import SwapResult, WorkerStatus
 from worker import metrics
 from worker.batcher import Batcher, estimate_tokens
 from worker.cache import make_cache
@@ -38,6 +36,7 @@ from worker.publisher import Publisher
 from worker.registry import ModelRegistry
 from worker.routing import Router
 from worker.settings import WorkerSettings
+from worker.status import StatusReporter
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +86,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._fatal: BaseException | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self.reporter = StatusReporter(self)
 
     # -- parts -------------------------------------------------------------------------
     def _make_engine(self, model: str, version: str, sha256: str | None) -> InferenceEngine:
@@ -222,7 +222,7 @@ class Worker:
         self._tasks += [
             asyncio.create_task(self._guard(self.control.follow(self._apply_control), "control")),
             asyncio.create_task(self._guard(self._commit_loop(), "commit")),
-            asyncio.create_task(self._guard(self._status_loop(), "status")),
+            asyncio.create_task(self._guard(self.reporter.run(), "status")),
         ]
         try:
             await self._consume_loop()
@@ -355,96 +355,7 @@ class Worker:
     # -- control and status --------------------------------------------------------------
     async def _apply_control(self, command: SwapModel | Rollback) -> None:
         if isinstance(command, Rollback):
-            previous = self.registry.previous(command.model)
-            if previous is None:
-                self.registry._record(
-                    SwapResult(
-                        model=command.model,
-                        version="?",
-                        ok=False,
-                        error="no previous version to roll back to",
-                    )
-                )
-                return
-            await self.registry.swap(command.model, previous, None)
+            await self.registry.rollback(command.model)
         else:
             await self.registry.swap(command.model, command.version, command.sha256)
-        await self._publish_status()
-
-    async def _lag(self) -> dict[str, int]:
-        """High-water mark minus position per assigned partition (from fetch responses)."""
-        lag: dict[str, int] = {}
-        consumer = getattr(self, "consumer", None)
-        if consumer is None:
-            return lag
-        for tp in consumer.assignment():
-            high = consumer.highwater(tp)
-            if high is None:
-                continue
-            try:
-                pos = await asyncio.wait_for(consumer.position(tp), 1.0)
-            except (TimeoutError, KafkaError, AssertionError):
-                continue
-            lag[f"{tp.topic}[{tp.partition}]"] = max(0, high - pos)
-            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - pos))
-        return lag
-
-    async def status(self) -> WorkerStatus:
-        s = self.settings
-        pipes = list(self.pipelines.values()) if self.loaded else []
-        batches = sum(p.batches for p in pipes)
-        events = sum(p.events for p in pipes)
-        lookups = sum(p.cache_lookups for p in pipes)
-        lag = await self._lag()
-        errors = [
-            e
-            for e in [
-                self.last_error,
-                self.control.last_rejection if self.loaded else None,
-                *(p.last_error for p in pipes),
-            ]
-            if e
-        ]
-        elapsed = max(1e-9, time.monotonic() - self.started_at)
-        return WorkerStatus(
-            worker_id=s.worker_id,
-            host=socket.gethostname(),
-            pid=_pid(),
-            at_ms=int(time.time() * 1000),
-            routes={r.in_topic: r.model for r in self.router.routes},
-            versions=self.registry.versions(),
-            events_in=self.events_in,
-            events_out=self.publisher.events_out,
-            dead_letters=self.publisher.dead_letters,
-            batches=batches,
-            mean_batch_size=events / batches if batches else 0.0,
-            events_per_s=self.publisher.events_out / elapsed,
-            cache_hit_ratio=(sum(p.cache_hits for p in pipes) / lookups) if lookups else 0.0,
-            cache_state=self.cache.state,
-            lag=lag,
-            last_error=errors[0] if errors else None,
-            swaps=self.registry.swaps,
-            rejected_control=self.control.rejected if self.loaded else 0,
-            ready=self.ready(),
-        )
-
-    async def _publish_status(self) -> None:
-        try:
-            await self.producer.send(
-                self.settings.status_topic,
-                (await self.status()).model_dump_json().encode(),
-                key=self.settings.worker_id.encode(),
-            )
-        except KafkaError as exc:
-            log.warning("status heartbeat not sent: %s", exc)
-
-    async def _status_loop(self) -> None:
-        while True:
-            await self._publish_status()
-            await asyncio.sleep(self.settings.status_interval_s)
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()
+        await self.reporter.publish()

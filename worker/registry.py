@@ -113,6 +113,17 @@ class ModelRegistry:
             log.info("swapped %s to %s in %.2fs", model, version, took)
             return self._record(SwapResult(model=model, version=version, ok=True, duration_s=took))
 
+    async def rollback(self, model: str) -> SwapResult:
+        """Swap back to the version active before the current one."""
+        previous = self.previous(model)
+        if previous is None:
+            return self._record(
+                SwapResult(
+                    model=model, version="?", ok=False, error="no previous version to roll back to"
+                )
+            )
+        return await self.swap(model, previous, None)
+
     def previous(self, model: str) -> str | None:
         history = self._history.get(model) or []
         return history[-1] if history else None

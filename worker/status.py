@@ -1,0 +1,100 @@
+"""Worker heartbeats: a `WorkerStatus` on the status topic every few seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from typing import TYPE_CHECKING
+
+from aiokafka.errors import KafkaError
+
+from schemas.status import WorkerStatus
+from worker import metrics
+
+if TYPE_CHECKING:
+    from worker.app import Worker
+
+log = logging.getLogger(__name__)
+
+
+class StatusReporter:
+    """Builds and publishes the worker's heartbeat; events/s is the rate since the last one."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self._last = (time.monotonic(), 0)
+
+    async def lag(self) -> dict[str, int]:
+        """High-water mark (from fetch responses) minus position, per assigned partition."""
+        lag: dict[str, int] = {}
+        consumer = getattr(self.worker, "consumer", None)
+        if consumer is None:
+            return lag
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                pos = await asyncio.wait_for(consumer.position(tp), 1.0)
+            except (TimeoutError, KafkaError, AssertionError):
+                continue
+            lag[f"{tp.topic}[{tp.partition}]"] = max(0, high - pos)
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - pos))
+        return lag
+
+    def _rate(self, events_out: int) -> float:
+        now = time.monotonic()
+        then, before = self._last
+        self._last = (now, events_out)
+        return (events_out - before) / max(1e-9, now - then)
+
+    async def status(self) -> WorkerStatus:
+        w = self.worker
+        pipes = list(w.pipelines.values()) if w.loaded else []
+        batches = sum(p.batches for p in pipes)
+        lookups = sum(p.cache_lookups for p in pipes)
+        errors = [
+            w.last_error,
+            w.control.last_rejection if w.loaded else None,
+            *(p.last_error for p in pipes),
+        ]
+        errors = [e for e in errors if e]
+        return WorkerStatus(
+            worker_id=w.settings.worker_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            at_ms=int(time.time() * 1000),
+            routes={r.in_topic: r.model for r in w.router.routes},
+            versions=w.registry.versions(),
+            events_in=w.events_in,
+            events_out=w.publisher.events_out,
+            dead_letters=w.publisher.dead_letters,
+            batches=batches,
+            mean_batch_size=sum(p.events for p in pipes) / batches if batches else 0.0,
+            events_per_s=self._rate(w.publisher.events_out),
+            cache_hit_ratio=(sum(p.cache_hits for p in pipes) / lookups) if lookups else 0.0,
+            cache_state=w.cache.state,
+            lag=await self.lag(),
+            last_error=errors[0] if errors else None,
+            swaps=w.registry.swaps,
+            rejected_control=w.control.rejected if w.loaded else 0,
+            ready=w.ready(),
+        )
+
+    async def publish(self) -> None:
+        w = self.worker
+        try:
+            payload = (await self.status()).model_dump_json().encode()
+            await w.producer.send(
+                w.settings.status_topic, payload, key=w.settings.worker_id.encode()
+            )
+        except KafkaError as exc:
+            log.warning("status heartbeat not sent: %s", exc)
+
+    async def run(self) -> None:
+        while True:
+            await self.publish()
+            await asyncio.sleep(self.worker.settings.status_interval_s)
