@@ -32,8 +32,10 @@ DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 # From scratch a tiny BERT needs a far larger learning rate than fine-tuning (3e-5).
-TINY = {"chnsenticorp": dict(epochs=3, max_seq_len=128, batch_size=32, learning_rate=5e-4),
-        "thucnews_titles": dict(epochs=4, max_seq_len=40, batch_size=32, learning_rate=5e-4)}  # fmt: skip
+TINY = {
+    "chnsenticorp": dict(epochs=2, max_seq_len=64, batch_size=32, learning_rate=1e-3),
+    "thucnews_titles": dict(epochs=2, max_seq_len=32, batch_size=32, learning_rate=1e-3),
+}
 UER_RECIPE = dict(epochs=3, max_seq_len=512, batch_size=32, learning_rate=3e-5)
 
 

@@ -50,11 +50,14 @@ class PromotionRefused(TrainerError):
         self.candidate, self.active = candidate, active
         cand = "unknown" if candidate is None else f"{candidate:.4f}"
         act = "unknown" if active is None else f"{active:.4f}"
-        why = f" ({why})" if why else ""
-        super().__init__(
-            f"not promoting {model}@{version}: its dev accuracy {cand} is below the active "
-            f"{model}@{active_version}'s {act} on the same dev set{why}; --force overrides"
-        )
+        if why:
+            text = f"cannot compare its dev accuracy {cand} with the active {model}@{active_version}: {why}"
+        else:
+            text = (
+                f"its dev accuracy {cand} is below the active {model}@{active_version}'s {act} "
+                "on the same dev set"
+            )
+        super().__init__(f"not promoting {model}@{version}: {text}; --force overrides")
 
 
 class UerFormatError(TrainerError, ValueError):

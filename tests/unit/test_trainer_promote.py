@@ -71,3 +71,19 @@ def test_check_gate_evaluates_active_on_candidates_dev_file(tmp_path: Path) -> N
     bad = add(store, {"accuracy": 0.0, "sha256": sha, "data": str(dev)})
     with pytest.raises(PromotionRefused, match=r"0\.0000"):
         check_gate(store, "m", bad)
+
+
+def test_cli_promote_refuses_with_both_numbers(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from admin.cli import app
+
+    store = ModelStore(tmp_path)
+    store.set_active("m", add(store, {"accuracy": 0.9, "sha256": "d"}))
+    worse = add(store, {"accuracy": 0.6, "sha256": "d"})
+    # No broker is needed: the gate refuses before anything is published.
+    result = CliRunner().invoke(app, ["models", "promote", "m", worse, "--store", str(tmp_path)])
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "0.6000" in text and "0.9000" in text and "--force" in text
+    assert store.active("m") == "v1"

@@ -91,3 +91,19 @@ def test_import_uer_label_count_must_match(hf_model, tmp_path: Path) -> None:
     torch.save(hf_to_uer(hf_model.state_dict()), checkpoint)
     with pytest.raises(UerFormatError, match="3 outputs but 2 labels"):
         import_uer(ModelStore(tmp_path / "s"), "x", checkpoint, ["a", "b"], heads=2)
+
+
+def test_cli_import_uer(hf_model, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from admin.cli import app
+
+    checkpoint = tmp_path / "c.bin"
+    torch.save(hf_to_uer(hf_model.state_dict()), checkpoint)
+    store = tmp_path / "store"
+    args = ["models", "import-uer", "uer", str(checkpoint), "--labels", "a,b,c", "--heads", "2"]
+    result = CliRunner().invoke(app, [*args, "--store", str(store)])
+    assert result.exit_code == 0, result.output
+    assert "as uer@v1" in result.output
+    result = CliRunner().invoke(app, [*args[:3], str(tmp_path / "none.bin"), *args[4:]])
+    assert result.exit_code == 1 and "no such file" in result.output
