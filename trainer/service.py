@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -25,9 +26,16 @@ from modelstore.exceptions import ModelStoreError
 from modelstore.store import ModelStore
 from schemas.training import Feedback, TrainJob, TrainResult
 from trainer import metrics
+from trainer.checkpoint import Checkpoint
 from trainer.config import HYPERPARAMETERS, Progress, TrainConfig
 from trainer.data import parse_label
-from trainer.exceptions import JobError, PromotionRefused, TrainerError
+from trainer.exceptions import (
+    CheckpointError,
+    JobError,
+    PromotionRefused,
+    TrainerError,
+    TrainingInterrupted,
+)
 from trainer.feedback import FeedbackLog, build_round, original_train_file
 from trainer.promote import check_gate, request_swap
 from trainer.settings import TrainerSettings
@@ -35,6 +43,13 @@ from trainer.train import TrainOutcome, train
 
 log = logging.getLogger("streamclf.trainer")
 ONE_DAY_MS = 24 * 3600 * 1000
+# What a feedback round inherits from the active version's recipe.
+INHERITED = ("max_seq_len", "learning_rate", "batch_size", "warmup", "weight_decay",
+             "grad_accum_steps", "max_grad_norm", "precision", "seed")  # fmt: skip
+
+
+class ShuttingDown(Exception):
+    """A job was interrupted by shutdown: its offset stays uncommitted, it resumes on restart."""
 
 
 def _where(record: ConsumerRecord) -> str:
@@ -86,6 +101,7 @@ class TrainerService:
         await self._producer.start()
         await consumer.start()
         log.info("trainer serving %s and %s", s.jobs_topic, s.feedback_topic)
+        watcher = asyncio.create_task(self._watch(stop))
         try:
             while stop is None or not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=300, max_records=20)
@@ -95,10 +111,19 @@ class TrainerService:
                         await consumer.commit(
                             {TopicPartition(tp.topic, tp.partition): record.offset + 1}
                         )
+        except ShuttingDown:
+            log.info("stopped during a job; it resumes from its checkpoint on restart")
         finally:
+            watcher.cancel()
             self.stop_training.set()
             await consumer.stop()
             await self._producer.stop()
+
+    async def _watch(self, stop: asyncio.Event | None) -> None:
+        """Turn the service's stop event into a stop of the running training."""
+        if stop is not None:
+            await stop.wait()
+            self.stop_training.set()
 
     async def publish(self, result: TrainResult) -> None:
         assert self._producer is not None
@@ -117,6 +142,8 @@ class TrainerService:
                 await self._job(record)
             else:
                 await self._feedback(record)
+        except ShuttingDown:
+            raise
         except Exception as exc:  # the service outlives any one record
             log.exception("%s: %s", _where(record), exc)
             await self.publish(
@@ -185,12 +212,13 @@ class TrainerService:
             asyncio.run_coroutine_threadsafe(self.publish(msg), loop)
 
         try:
-            outcome = await asyncio.to_thread(
-                train, config, self.store, progress, self.stop_training
-            )
+            outcome = await asyncio.to_thread(self._run_training, config, progress)
         except (TrainerError, ModelStoreError, ValueError, OSError) as exc:
+            interrupted = self.stop_training.is_set() and isinstance(exc, TrainingInterrupted)
             result = base.model_copy(update={"status": "failed", "error": str(exc)})
             await self.publish(result)
+            if interrupted:
+                raise ShuttingDown from exc
             return result
         metrics.EXAMPLES_PER_S.labels(config.model).set(outcome.examples_per_s)
         result = base.model_copy(
@@ -204,6 +232,17 @@ class TrainerService:
             result = await self._promote(result, config.model, outcome.version)
         await self.publish(result)
         return result
+
+    def _run_training(self, config: TrainConfig, progress: Any) -> TrainOutcome:
+        """Resume from this model's checkpoint when it matches the job, else start fresh."""
+        checkpoint = Path(config.checkpoint_dir or self.store.root / ".checkpoints" / config.model)
+        if not config.resume and Checkpoint(checkpoint).exists():
+            try:
+                resumed = config.model_copy(update={"resume": True})
+                return train(resumed, self.store, progress, self.stop_training)
+            except CheckpointError:
+                log.info("checkpoint of %s belongs to another job; starting fresh", config.model)
+        return train(config, self.store, progress, self.stop_training)
 
     async def _promote(self, result: TrainResult, model: str, version: str) -> TrainResult:
         try:
@@ -260,34 +299,14 @@ class TrainerService:
             path, upto, n_fb, n_replay = build_round(
                 self.feedback, model, labels, replay, s.replay_sample, seed=number
             )
-        except (JobError, TrainerError, OSError) as exc:
+            hyper = {k: v for k, v in card.hyperparameters.items() if k in INHERITED}
+            config = TrainConfig(model=model, train=str(path), dev=dev, base_version=active,
+                                 **(hyper | {"epochs": s.feedback_epochs}))  # fmt: skip
+        except (TrainerError, OSError, ValueError) as exc:
             result = TrainResult(job_id=job_id, status="failed", model=model, error=str(exc))
             self.feedback.mark_trained(model, self.feedback.count(model))
             await self.publish(result)
             return result
-        hyper = {
-            k: v
-            for k, v in card.hyperparameters.items()
-            if k
-            in (
-                "max_seq_len",
-                "learning_rate",
-                "batch_size",
-                "warmup",
-                "weight_decay",
-                "grad_accum_steps",
-                "max_grad_norm",
-                "precision",
-                "seed",
-            )
-        }
-        config = TrainConfig(
-            model=model,
-            train=str(path),
-            dev=dev,
-            base_version=active,
-            **(hyper | {"epochs": s.feedback_epochs}),
-        )
         result = await self._train(
             job_id,
             config,
