@@ -176,7 +176,7 @@ class Worker:
             swap = latest.get(model)
             version = swap.version if swap else None
             try:
-                version = await self.registry.start(model, version)
+                version = await self.registry.start(model, version, swap.sha256 if swap else None)
             except Exception as exc:
                 if swap is None:
                     raise

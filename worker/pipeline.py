@@ -24,6 +24,7 @@ from worker.registry import ModelRegistry
 from worker.routing import Route
 
 log = logging.getLogger(__name__)
+IDLE_RELEASE_S = 1.0  # with no batch for this long, a swapped-out engine is released
 
 
 @dataclass
@@ -89,7 +90,12 @@ class ModelPipeline:
 
     async def run(self) -> None:
         while True:
-            batch = await self.queue.get()
+            try:
+                batch = await asyncio.wait_for(self.queue.get(), IDLE_RELEASE_S)
+            except TimeoutError:  # idle: no batch runs on a retired engine, release it now
+                for old in self.registry.take_retired(self.model):
+                    old.release()
+                continue
             try:
                 await self.process(batch)
             finally:

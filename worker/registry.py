@@ -61,10 +61,10 @@ class ModelRegistry:
 
         return await asyncio.get_running_loop().run_in_executor(self._loader, load)
 
-    async def start(self, model: str, version: str | None = None) -> str:
+    async def start(self, model: str, version: str | None = None, sha256: str | None = None) -> str:
         """Load the first version of a model (the given one, else the store's default)."""
         version = version or self.store.default_version(model)
-        engine = await self._load(model, version, None)
+        engine = await self._load(model, version, sha256)
         self._set(model, version, engine)
         return version
 
