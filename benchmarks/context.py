@@ -28,7 +28,7 @@ class Sizes:
     cache_events: int
 
 
-FULL_CPU = Sizes(80, 128, (8, 32), 48, 1200, 20.0, 2000, 256, 30000)
+FULL_CPU = Sizes(100, 64, (8, 32), 48, 1200, 20.0, 2000, 256, 30000)
 QUICK = Sizes(40, 96, (16, 32), 32, 400, 6.0, 1000, 64, 8000)
 E2E_SECONDS = 30.0  # full-load backlog sized to about this long at the ceiling's rate
 FILL_SECONDS = 10.0
@@ -60,14 +60,23 @@ class BenchContext:
     def on_gpu(self) -> bool:
         return self.device.startswith("cuda")
 
+    # Counts after the ceiling scale with its rate, so a loaded machine still finishes.
+    def _scaled(self, cap: int, floor: int, seconds: float) -> int:
+        rate = self.shared.get("ceiling_texts_per_s", 20.0)
+        return int(min(cap, max(floor, rate * seconds)))
+
     def e2e_events(self) -> int:
         """The full-load backlog: about E2E_SECONDS of work at the ceiling's rate."""
-        rate = self.shared.get("ceiling_texts_per_s", 20.0)
-        return int(min(self.sizes.e2e_events, max(100, rate * E2E_SECONDS)))
+        return self._scaled(self.sizes.e2e_events, 48, E2E_SECONDS)
 
     def cache_unique(self) -> int:
-        rate = self.shared.get("ceiling_texts_per_s", 20.0)
-        return int(min(self.sizes.cache_unique, max(32, rate * FILL_SECONDS)))
+        return self._scaled(self.sizes.cache_unique, 32, FILL_SECONDS)
+
+    def seed_texts(self) -> int:
+        return self._scaled(self.sizes.seed_texts, 20, 8.0)  # the seed is several times slower
+
+    def batching_texts(self) -> int:
+        return self._scaled(self.sizes.batching_texts, 16, 5.0)  # ~5x the tokens of the mix
 
     def resolved_dtype(self) -> str:
         if self.dtype != "auto":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -146,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"[red]{name} failed:[/] {exc}")
             console.print(traceback.format_exc(limit=4))
             continue
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        for row in rows:  # others share this machine: say how busy it was
+            row.extra["load_avg_1m_after"] = load
         results += rows
         if name == "ceiling":
             ctx.shared["ceiling_texts_per_s"] = max(r.texts_per_s or 0 for r in rows)

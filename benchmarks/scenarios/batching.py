@@ -37,7 +37,7 @@ def run_variant(engine: InferenceEngine, texts: list[str]) -> tuple[BatchStats, 
 
 
 def run(ctx: BenchContext) -> list[Result]:
-    texts = mixed_lengths(ctx.sizes.batching_texts, seed=ctx.seed)
+    texts = mixed_lengths(ctx.batching_texts(), seed=ctx.seed)
     warm = mixed_lengths(8, seed=ctx.seed + 1)
     results = []
     for name, sort, budget in variants(ctx):

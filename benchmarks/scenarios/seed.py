@@ -19,7 +19,7 @@ def run(ctx: BenchContext) -> list[Result]:
     clf = pipeline(
         "text-classification", model=str(model_dir), tokenizer=str(model_dir), device=device
     )
-    texts = ctx.sentences(ctx.sizes.seed_texts + WARM_UP, tag="e2e")  # as e2e and ceiling
+    texts = ctx.sentences(ctx.seed_texts() + WARM_UP, tag="e2e")  # as e2e and ceiling
     warm, texts = texts[:WARM_UP], texts[WARM_UP:]
     for text in warm:
         clf(text)
