@@ -43,19 +43,11 @@ def worker_row(status: WorkerStatus, stale: bool, now_ms: int | None = None) -> 
 
 
 def status_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
-    table = Table(
-        "worker",
-        "state",
-        "age",
-        "versions",
-        "lag",
-        "ev/s",
-        "in/out/dlq",
-        "cache",
-        "last swap",
-        "errors",
-        title=title,
-    )
+    table = Table(title=title)
+    for name in ("worker", "state", "age", "versions", "lag", "ev/s", "in/out/dlq", "cache"):
+        table.add_column(name, no_wrap=True, justify="right" if name in ("lag", "ev/s") else "left")
+    table.add_column("last swap", no_wrap=True)
+    table.add_column("errors", ratio=1, overflow="fold")
     for r in rows:
         state = {"ready": "[green]ready[/]", "not-ready": "[yellow]not ready[/]"}.get(
             r["state"], "[dim]stale[/]"
@@ -65,7 +57,9 @@ def status_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
         swap_text = "-"
         if swap:
             mark = "ok" if swap["ok"] else "[red]failed[/]"
-            swap_text = f"{swap['model']}@{swap['version']} {mark} {swap['duration_s']:.2f}s"
+            swap_text = f"{swap['model']}@{swap['version']} {mark}"
+            if swap["ok"]:
+                swap_text += f" {swap['duration_s']:.2f}s"
         errors = []
         if r["rejected_control"]:
             errors.append(f"{r['rejected_control']} control rejected")
@@ -79,7 +73,7 @@ def status_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
             str(r["lag"]),
             f"{r['events_per_s']:.1f}",
             f"{r['events_in']}/{r['events_out']}/{r['dead_letters']}",
-            f"{r['cache_hit_ratio']:.0%} ({r['cache_state']})",
+            f"{r['cache_hit_ratio']:.0%} {r['cache_state']}",
             swap_text,
             "[red]" + "; ".join(errors) + "[/]" if errors else "-",
         )
