@@ -145,6 +145,27 @@ class PacedProducer:
             await producer.stop()
 
 
+async def first_message(broker: KafkaSettings, topic: str) -> None:
+    """Returns once `topic` (partition 0) holds a message."""
+    from aiokafka import TopicPartition
+
+    from bus.clients import make_consumer
+
+    consumer = make_consumer(broker)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        while not consumer.partitions_for_topic(topic):
+            await asyncio.sleep(0.2)
+            await consumer._client.force_metadata_update()
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        while not (await consumer.getmany(tp, timeout_ms=200)).get(tp):
+            pass
+    finally:
+        await consumer.stop()
+
+
 def stop_all(workers: list[WorkerProcess]) -> None:
     for w in workers:
         if w.proc is not None:
@@ -165,14 +186,18 @@ async def test_swap_during_a_10000_event_stream_on_4_partitions_with_2_workers(
     stream = PacedProducer(broker, topic, text_events(n))
     try:
         await wait_workers(broker, uid, workers, all_partitions_assigned(4))
-        # The first 3,000 events, then the swap while the stream goes on (keeping 2,000 for
-        # after --wait has returned: those must all be classified by v2).
-        await stream.run(3000, 250, 0.1)
+        # 2,000 events; then the swap command while the stream goes on: until the command
+        # is on the control topic, 1,500 more while the workers load and switch, and the rest
+        # once --wait has returned (at least 1,000: all of them must be classified by v2).
+        await stream.run(2000, 250, 0.1)
+        published = asyncio.create_task(first_message(broker, f"control-{uid}"))
         swap = asyncio.create_task(cli(
             broker, env, "models", "swap", "news", "v2", "--store", str(store),
             "--wait", "--timeout", "60", "--json",
         ))  # fmt: skip
-        await stream.run(n - 2000, 100, 0.1, swap.done)
+        await stream.run(n - 2500, 25, 0.1, published.done)
+        published_at = stream.sent
+        await stream.run(published_at + 1500, 25, 0.1, swap.done)
         code, out, err = await swap
         confirmed_at = stream.sent
         await stream.run(n, 250, 0.05)
@@ -204,8 +229,11 @@ async def test_swap_during_a_10000_event_stream_on_4_partitions_with_2_workers(
         assert versions[-1] == "v2", f"partition {partition} never switched"
     late = [o for o in outputs if int(o["id"][1:]) >= confirmed_at]
     assert late and {o["version"] for o in late} == {"v2"}, "v1 answered after --wait returned"
-    print(f"--wait returned after {confirmed_at} of {n} events were produced; "
-          f"outputs by version: {Counter(o['version'] for o in outputs)}")  # fmt: skip
+    during = Counter(
+        o["version"] for o in outputs if published_at <= int(o["id"][1:]) < confirmed_at
+    )
+    print(f"swap published after event {published_at}, --wait returned after {confirmed_at}; "
+          f"versions of the events sent in between: {dict(during)}")  # fmt: skip
     assert Counter(o["version"] for o in outputs)["v1"] > 0
 
 
