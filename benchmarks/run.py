@@ -153,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         results += rows
         if name == "ceiling":
             ctx.shared["ceiling_texts_per_s"] = max(r.texts_per_s or 0 for r in rows)
+        if name == "e2e" and "ceiling" in args.scenarios:
+            from benchmarks.scenarios.ceiling import recheck
+
+            results += recheck(ctx)
         console.log(f"{name}: {time.perf_counter() - t0:.0f}s")
     targets = compute(results, ctx.on_gpu)
     console.print(results_table(results))

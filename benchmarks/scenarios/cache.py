@@ -40,10 +40,13 @@ async def _run(ctx: BenchContext, settings: KafkaSettings):
             cached = sum(driver.cached.get(f"hit-{i}", False) for i in range(len(repeats)))
             if ctx.shared.get("profile"):
                 stem = ctx.shared.get("out", RESULTS_DIR) / "profile-worker-cache-hits"
-                async with profile_process(proc.pid, stem):
-                    await driver.full_load(
-                        repeats, "profiled", timeout_for(len(repeats), 500.0), proc
-                    )
+                try:
+                    async with profile_process(proc.pid, stem):
+                        await driver.full_load(
+                            repeats, "profiled", timeout_for(len(repeats), 500.0), proc
+                        )
+                except (TimeoutError, OSError) as exc:
+                    ctx.log(f"profile of the cache hits failed: {exc}")
         return fill, hits, cached
     finally:
         proc.stop()
