@@ -12,7 +12,7 @@ def plot(payload: dict[str, Any], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = payload["results"]
+    rows = [r for r in payload["results"] if r.get("texts_per_s")]  # planned rows: no rate
     labels = [f"{r['scenario']}: {r['variant']} [{r['preset']}]" for r in rows]
     rates = [r["texts_per_s"] or 0 for r in rows]
     lat_rows = [r for r in rows if r.get("p50_ms") is not None]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import sys
 from collections import Counter
@@ -45,12 +46,19 @@ async def profile_process(pid: int, stem: Path, rate_hz: int = 50) -> AsyncItera
         _, err = await proc.communicate()
     if raw.exists():
         stem.with_suffix(".txt").write_text(summarise(raw.read_text()))
-        raw.unlink()
+        keep = Path(os.environ.get("STREAMCLF_STATE_DIR", ".streamclf")) / "bench-logs"
+        keep.mkdir(parents=True, exist_ok=True)
+        raw.replace(keep / raw.name)  # the raw stacks (large) stay out of git
     else:
         stem.with_suffix(".txt").write_text(f"py-spy wrote nothing: {err.decode()[-2000:]}\n")
 
 
-IDLE_FRAMES = ("select (", "_worker (concurrent", "wait (threading", "_wait_for_tstate_lock")
+IDLE_FRAMES = (  # a thread parked here is waiting, not working
+    ".select (selectors.py",
+    "_worker (concurrent/futures/thread.py",
+    "Condition.wait (threading.py",
+    "_wait_for_tstate_lock",
+)
 
 
 def summarise(collapsed: str, top: int = TOP) -> str:
@@ -66,9 +74,7 @@ def summarise(collapsed: str, top: int = TOP) -> str:
     lines = ["py-spy record --threads --idle --nonblocking; % of that thread's samples", ""]
     for thread, stacks in sorted(per_thread.items(), key=lambda kv: -sum(c for _, c in kv[1])):
         samples = sum(c for _, c in stacks)
-        busy = [
-            (f, c) for f, c in stacks if f and not any(f[-1].startswith(i) for i in IDLE_FRAMES)
-        ]
+        busy = [(f, c) for f, c in stacks if f and not any(i in f[-1] for i in IDLE_FRAMES)]
         busy_n = sum(c for _, c in busy)
         lines.append(f"== {thread}: {samples} samples, busy {busy_n / samples:.1%}")
         if not busy_n:
