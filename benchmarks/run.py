@@ -57,6 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--worker-torch-threads", type=int, default=None, help="STREAMCLF_TORCH_THREADS"
     )
+    parser.add_argument(
+        "--worker-max-batch-tokens", type=int, default=None, help="STREAMCLF_MAX_BATCH_TOKENS"
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy profile of the e2e workers")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
@@ -128,7 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 150)
     ctx = BenchContext(
-        args.preset, args.device, args.dtype, args.quick, args.worker_max_batch, console=console
+        args.preset,
+        args.device,
+        args.dtype,
+        args.quick,
+        args.worker_max_batch,
+        args.worker_max_batch_tokens,
+        console=console,
     )
     ctx.shared["profile"] = args.profile
     ctx.shared["out"] = args.out
