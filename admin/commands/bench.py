@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -18,9 +19,14 @@ def bench(
     out: Path | None = typer.Option(None, "--out", help="Results folder (benchmarks/results)"),
 ) -> None:
     """Run the benchmark scenarios; print tables; write JSON and a plot."""
+    # benchmarks/ ships with the repository, not the wheel: find it beside this checkout.
+    for root in (Path(__file__).resolve().parents[2], Path.cwd()):
+        if (root / "benchmarks" / "run.py").is_file() and str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+            break
     try:
         from benchmarks.run import main
-    except ImportError as exc:  # the benchmarks/ folder ships with the repository, not the wheel
+    except ImportError as exc:
         raise typer.BadParameter(f"run from a checkout of the repository: {exc}") from exc
 
     argv = ["--device", device]
