@@ -96,7 +96,7 @@ class Worker:
             device=s.device,
             dtype=s.dtype,
             max_length=s.max_length,
-            max_batch_tokens=s.max_batch_tokens,
+            max_batch_tokens=s.max_padded_tokens or 0,
             top_k=s.top_k,
             expected_sha256=sha256,
             min_dtype_agreement=s.min_dtype_agreement,
@@ -255,6 +255,7 @@ class Worker:
             records = await self.consumer.getmany(timeout_ms=self._poll_timeout_ms())
             full: list[tuple[str, list[Item]]] = []
             for tp, batch in records.items():
+                metrics.EVENTS_IN.labels(tp.topic).inc(len(batch))
                 for record in batch:
                     self._ingest(tp, record, full)
             await self.publisher.flush()  # dead letters from decoding
@@ -273,7 +274,6 @@ class Worker:
     def _ingest(self, tp: TopicPartition, record: Any, full: list[tuple[str, list[Item]]]) -> None:
         self.tracker.track(tp, record.offset)
         self.events_in += 1
-        metrics.EVENTS_IN.labels(tp.topic).inc()
         route = self.router[tp.topic]
         decoded = decode_event(record.value, self.settings.max_message_bytes)
         if isinstance(decoded, Rejected):

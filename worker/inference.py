@@ -80,7 +80,9 @@ class InferenceEngine:
     device: str = "auto"
     dtype: str = "auto"
     max_length: int = 512
-    max_batch_tokens: int = 16384
+    max_batch_tokens: int = (
+        0  # padded tokens per forward pass; 0 = by device (CPU 1024, CUDA 16384)
+    )
     top_k: int = 5
     sort_by_length: bool = True
     expected_sha256: str | None = None
@@ -90,6 +92,8 @@ class InferenceEngine:
     def __post_init__(self) -> None:
         self.torch_device = resolve_device(self.device)
         self.torch_dtype = resolve_dtype(self.dtype, self.torch_device)
+        if not self.max_batch_tokens:
+            self.max_batch_tokens = 16384 if self.torch_device.type == "cuda" else 1024
         model, self.tokenizer = load_classifier(Path(self.model_dir), self.expected_sha256)
         self.max_length = min(self.max_length, int(model.config.max_position_embeddings))
         self.id2label = {int(k): v for k, v in model.config.id2label.items()}

@@ -44,6 +44,7 @@ class Publisher:
         self._pending: list[tuple[str, bytes | None, bytes, TopicPartition, int, str, Any]] = []
         self._inflight: set[asyncio.Future[Any]] = set()
         self.events_out = 0
+        self._metric_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.dead_letters = 0
 
     def labelled(self, item: Item, event: LabelledEvent) -> None:
@@ -58,6 +59,18 @@ class Publisher:
                 (item.route.in_topic, event.model, item.timestamp_ms),
             )
         )
+
+    def _children(self, in_topic: str, model: str) -> tuple[Any, Any]:
+        """Metric children per (topic, model), looked up once rather than per event."""
+        key = (in_topic, model)
+        found = self._metric_children.get(key)
+        if found is None:
+            found = (
+                metrics.EVENTS_OUT.labels(in_topic, model),
+                metrics.E2E_LATENCY.labels(in_topic),
+            )
+            self._metric_children[key] = found
+        return found
 
     def dead_letter(
         self,
@@ -140,9 +153,10 @@ class Publisher:
         if kind == "out":
             in_topic, model, ts_ms = extra
             self.events_out += 1
-            metrics.EVENTS_OUT.labels(in_topic, model).inc()
+            out, latency = self._children(in_topic, model)
+            out.inc()
             if ts_ms:
-                metrics.E2E_LATENCY.labels(in_topic).observe(max(0.0, time.time() - ts_ms / 1000))
+                latency.observe(max(0.0, time.time() - ts_ms / 1000))
         else:
             self.dead_letters += 1
             metrics.DEAD_LETTERS.labels(extra[0], extra[1]).inc()

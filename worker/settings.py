@@ -53,7 +53,10 @@ class WorkerSettings(BaseSettings):
     # Batching
     max_batch: int = 32
     max_wait_ms: float = 10.0
-    max_batch_tokens: int = 16384
+    max_batch_tokens: int = 16384  # batcher: sum of (estimated) tokens per batch
+    # engine: padded tokens (longest x rows) per forward pass; None = 1024 on CPU (padding and
+    # large matrices cost more than they give there), 16384 on CUDA
+    max_padded_tokens: int | None = None
     max_length: int = 512
     max_inflight_batches: int = 2
     max_message_bytes: int = 1_000_000
