@@ -89,16 +89,14 @@ async def _collect(
 
 
 def _table(title: str, texts: dict[str, str], events: list[dict]) -> Table:
-    table = Table(
-        "topic", "text", "label", "score", "model@version", "cached", "batch", title=title
-    )
+    table = Table("route", "text", "label", "score", "version", "cached", "batch", title=title)
     for e in sorted(events, key=lambda e: e["id"]):
         table.add_row(
-            e["source_topic"],
+            e["source_topic"].split(".")[1],
             texts.get(e["id"], "?"),
-            e["label"],
+            e["label"].split(" (")[0],
             f"{e['score']:.3f}",
-            f"{e['model']}@{e['version']}",
+            e["version"],
             "yes" if e["cached"] else "no",
             str((e.get("timings") or {}).get("batch_size", "")),
         )
