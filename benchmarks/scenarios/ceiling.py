@@ -83,15 +83,13 @@ def run(ctx: BenchContext) -> list[Result]:
     for batch_size in ctx.sizes.ceiling_batch_sizes:
         seconds, tokens = measure(ctx, model, tokenizer, texts, batch_size)
         results.append(
-            Result(
-                scenario="ceiling",
-                variant=f"batch {batch_size}",
-                preset=ctx.preset,
-                texts_per_s=len(texts) / seconds,
-                tokens_per_s=tokens / seconds,
-                count=len(texts),
-                seconds=seconds,
-                settings={**settings, "batch_size": batch_size},
+            _result(
+                ctx,
+                f"batch {batch_size}",
+                len(texts),
+                seconds,
+                tokens,
+                {**settings, "batch_size": batch_size},
             )
         )
         ctx.log(f"ceiling batch {batch_size}: {len(texts) / seconds:.1f} texts/s")
@@ -103,6 +101,19 @@ def run(ctx: BenchContext) -> list[Result]:
     return results
 
 
+def _result(ctx, variant: str, count: int, seconds: float, tokens: int, settings: dict) -> Result:
+    return Result(
+        scenario="ceiling",
+        variant=variant,
+        preset=ctx.preset,
+        texts_per_s=count / seconds,
+        tokens_per_s=tokens / seconds,
+        count=count,
+        seconds=seconds,
+        settings=settings,
+    )
+
+
 def fixed_length_runs(ctx, model, tokenizer, batch_size, settings) -> list[Result]:
     import random
 
@@ -112,15 +123,13 @@ def fixed_length_runs(ctx, model, tokenizer, batch_size, settings) -> list[Resul
         texts = [generated_text(rng, chars) for _ in range(ctx.sizes.ceiling_texts)]
         seconds, tokens = measure(ctx, model, tokenizer, texts, batch_size)
         out.append(
-            Result(
-                scenario="ceiling",
-                variant=f"{chars} chars, batch {batch_size}",
-                preset=ctx.preset,
-                texts_per_s=len(texts) / seconds,
-                tokens_per_s=tokens / seconds,
-                count=len(texts),
-                seconds=seconds,
-                settings={**settings, "batch_size": batch_size, "chars": chars},
+            _result(
+                ctx,
+                f"{chars} chars, batch {batch_size}",
+                len(texts),
+                seconds,
+                tokens,
+                {**settings, "batch_size": batch_size, "chars": chars},
             )
         )
     return out
