@@ -36,9 +36,11 @@ demo: install
 
 bench: install
 	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.report --write-readme
 
 bench-quick: install
 	$(PY) -m benchmarks.run --quick
+	$(PY) -m benchmarks.report --write-readme
 
 clean:
 	rm -rf $(VENV) .streamclf .pytest_cache
