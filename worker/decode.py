@@ -1,17 +1,36 @@
-"""Decode and validate one Kafka record into a TextEvent, or say why it cannot be one."""
+"""Decode and validate one Kafka record into a TextEvent, or say why it cannot be one.
+
+One validating pass from the record's bytes (orjson), then the `TextEvent` contract. Refused:
+anything UTF-8 cannot carry (invalid bytes, lone surrogate escapes such as ``"\\ud800"``
+anywhere: text, text_pair, id, metadata keys and values), NaN/Infinity literals and numbers
+that overflow a double, nesting deeper than `MAX_DEPTH`, and text with nothing visible in it
+(NUL, zero-width and other format characters, whitespace).
+
+Policies (docs/worker.md, "What the worker refuses"):
+- duplicate keys: the last one wins (RFC 8259 §4 leaves it open; orjson, Python's json and
+  JavaScript all do this);
+- integers beyond the 64-bit range are read as the nearest double (RFC 8259 §6: interoperable
+  numbers are IEEE doubles), so every accepted event serialises again.
+"""
 
 from __future__ import annotations
 
-import json
+import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from schemas.deadletter import ErrorKind
 from schemas.events import TextEvent
 
+MAX_DEPTH = 32  # nesting of metadata (objects and arrays); orjson itself stops at 1024
+# Letters that render as nothing (Hangul fillers, braille blank): not in a C* or Z* category.
+_INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class Rejected:
     kind: ErrorKind
     message: str
@@ -24,26 +43,48 @@ def decode_event(value: bytes | None, max_bytes: int) -> TextEvent | Rejected:
     if len(value) > max_bytes:
         return Rejected(ErrorKind.TOO_LARGE, f"value is {len(value)} bytes; limit is {max_bytes}")
     try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Rejected(ErrorKind.DECODE, f"not valid UTF-8: {exc}")
-    try:
-        payload = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return Rejected(ErrorKind.DECODE, f"not JSON: {exc}")
+        payload = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        return Rejected(ErrorKind.DECODE, f"not valid UTF-8 JSON: {exc}")
     if not isinstance(payload, dict):
         return Rejected(ErrorKind.SCHEMA, f"expected a JSON object, got {type(payload).__name__}")
-    text_value = payload.get("text")
-    if isinstance(text_value, str) and not text_value.strip():
-        return Rejected(ErrorKind.EMPTY_TEXT, "text is empty or whitespace only")
+    text = payload.get("text")
+    if "text" not in payload or (isinstance(text, str) and not has_visible(text)):
+        return Rejected(ErrorKind.EMPTY_TEXT, _empty_reason(payload))
+    metadata = payload.get("metadata")
+    if isinstance(metadata, dict | list) and _too_deep(metadata, 1):
+        return Rejected(ErrorKind.SCHEMA, f"metadata nests deeper than {MAX_DEPTH} levels")
     try:
         return TextEvent.model_validate(payload)
     except ValidationError as exc:
-        errors = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        kind = ErrorKind.EMPTY_TEXT if "text" not in payload else ErrorKind.SCHEMA
-        if "text" not in payload:
-            errors = "missing field 'text'" + (f"; {errors}" if "id" not in payload else "")
-        return Rejected(kind, errors)
+        return Rejected(ErrorKind.SCHEMA, _errors(exc))
+
+
+def has_visible(text: str) -> bool:
+    """True when `text` has a character that is not whitespace, control, format (zero-width
+    and the like), unassigned, surrogate or an invisible letter. Stops at the first one."""
+    for ch in text:
+        if ch.isspace() or ch in _INVISIBLE_LETTERS:
+            continue
+        if unicodedata.category(ch)[0] not in "CZ":
+            return True
+    return False
+
+
+def _too_deep(value: Any, depth: int) -> bool:
+    if depth > MAX_DEPTH:
+        return True
+    children = value.values() if isinstance(value, dict) else value
+    return any(isinstance(c, dict | list) and _too_deep(c, depth + 1) for c in children)
+
+
+def _empty_reason(payload: dict[str, Any]) -> str:
+    if "text" not in payload:
+        return "missing field 'text'" + ("; id: Field required" if "id" not in payload else "")
+    return "text is empty or has no visible character (only whitespace, control or format)"
+
+
+def _errors(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()
+    )
