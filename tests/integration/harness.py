@@ -96,8 +96,9 @@ async def make_topics(broker: KafkaSettings, names: list[str], partitions: int =
 
 async def produce(
     broker: KafkaSettings, topic: str, values: list[bytes | None], keys: list[bytes] | None = None
-) -> None:
-    """Produce raw values (None = tombstone) and wait for every acknowledgement."""
+) -> list[tuple[int, int]]:
+    """Produce raw values (None = tombstone), wait for every acknowledgement and return each
+    record's (partition, offset)."""
     producer = make_producer(broker)
     await producer.start()
     try:
@@ -105,7 +106,8 @@ async def produce(
         for i, value in enumerate(values):
             key = keys[i] if keys else str(i).encode()
             futures.append(await producer.send(topic, value, key=key))
-        await asyncio.gather(*futures)
+        acks = await asyncio.gather(*futures)
+        return [(ack.partition, ack.offset) for ack in acks]
     finally:
         await producer.stop()
 
@@ -176,6 +178,14 @@ def wait_for(predicate: Any, timeout_s: float, what: str, interval_s: float = 0.
             return
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+async def committed_offsets(broker: KafkaSettings, topic: str, group: str) -> dict[int, int]:
+    """The group's committed offset per partition of `topic` (0 where nothing is committed)."""
+    from bus.topics import high_water_marks
+
+    infos = await high_water_marks(broker, topic, group_id=group)
+    return {i.partition: i.committed or 0 for i in infos}
 
 
 async def committed_equals_high_water(broker: KafkaSettings, topic: str, group: str) -> bool:
