@@ -87,14 +87,16 @@ async def request_swap(
 ) -> SwapModel:
     """Check `model@version` (exists, weights load), then hand over to the trainer's swap request.
 
-    A store that never had an active version serves its newest; that one is recorded as active
-    first, so that the command names it as `previous` and a rollback has somewhere to go.
+    A store written before active pointers existed, with a single version, serves that one; it
+    is recorded as active first, so that the command names it as `previous` and a rollback has
+    somewhere to go.
     """
     from trainer.promote import request_swap as publish_swap
 
     check_version(store, model, version)
     if store.active(model) is None:
-        store.set_active(model, store.default_version(model))
+        with contextlib.suppress(ModelStoreError):  # several versions, none active: no previous
+            store.set_active(model, store.default_version(model))
     return await publish_swap(
         kafka, store, model, version, requested_by or default_requester(), key, topic
     )

@@ -13,7 +13,7 @@ from bus.clients import make_consumer, make_producer
 from bus.exceptions import BusError
 from bus.settings import KafkaSettings
 from bus.topics import create_topics
-from schemas.control import Rollback, SwapModel, control_adapter
+from schemas.control import ControlCommand, Rollback, SwapModel, control_adapter
 from schemas.status import WorkerStatus
 
 CONTROL_TOPIC = "streamclf.control"
@@ -30,11 +30,17 @@ async def ensure_control_topics(
 
 async def publish_control(
     settings: KafkaSettings,
-    message: SwapModel | Rollback,
+    message: ControlCommand,
     key: str | None = None,
     topic: str = CONTROL_TOPIC,
 ) -> None:
-    """Sign (when a key is given) and publish a control command keyed by model name."""
+    """Sign (when a key is given) and publish a control command keyed by model name.
+
+    A command without a sequence gets its `requested_at_ms` (commands that move the store's
+    pointer get theirs from the store, `ModelStore.next_sequence`).
+    """
+    if message.sequence is None:
+        message = message.model_copy(update={"sequence": message.requested_at_ms})
     if key:
         message = message.signed(key)
     await ensure_control_topics(settings, topic)

@@ -4,8 +4,10 @@ from modelstore.exceptions import (
     InvalidName,
     ModelNotFound,
     ModelStoreError,
+    NoActiveVersion,
     UnsafeWeights,
     VersionNotFound,
+    VersionRetired,
 )
 from modelstore.names import validate_name
 from modelstore.store import ModelStore, VersionInfo
@@ -15,8 +17,10 @@ __all__ = [
     "ModelNotFound",
     "ModelStore",
     "ModelStoreError",
+    "NoActiveVersion",
     "UnsafeWeights",
     "VersionInfo",
     "VersionNotFound",
+    "VersionRetired",
     "validate_name",
 ]

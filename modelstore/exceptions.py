@@ -19,3 +19,11 @@ class VersionNotFound(ModelStoreError, LookupError):
 
 class UnsafeWeights(ModelStoreError):
     """Weights that are not safetensors, or whose checksum does not match."""
+
+
+class NoActiveVersion(ModelStoreError, LookupError):
+    """A model with several versions and no active pointer: nothing says which one serves."""
+
+
+class VersionRetired(ModelStoreError, ValueError):
+    """A version name that was deleted: names are never reused for other weights."""

@@ -13,13 +13,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from modelstore.exceptions import ModelNotFound, UnsafeWeights, VersionNotFound
+from modelstore.active import ActivePointer, ActiveRecord
+from modelstore.exceptions import (
+    ModelNotFound,
+    NoActiveVersion,
+    UnsafeWeights,
+    VersionNotFound,
+    VersionRetired,
+)
 from modelstore.names import validate_name
 from schemas.card import ModelCard
 
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "card.json"
-ACTIVE_FILE = "active.json"
+TOMBSTONES_FILE = "deleted.json"
 _VERSION_NUM = re.compile(r"^v(\d+)$")
 
 
@@ -74,7 +81,11 @@ class ModelStore:
         mdir = self.model_dir(model)
         if not mdir.is_dir():
             return []
-        names = [p.name for p in mdir.iterdir() if p.is_dir() and (p / CARD_FILE).is_file()]
+        names = [
+            p.name
+            for p in mdir.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / CARD_FILE).is_file()
+        ]
         return sorted(names, key=_version_key)
 
     def exists(self, model: str, version: str) -> bool:
@@ -109,38 +120,63 @@ class ModelStore:
             raise UnsafeWeights(f"{model}@{version}: no {WEIGHTS_FILE} (only safetensors load)")
         return file_sha256(weights)
 
-    # -- active pointer (the store's own record; workers follow the control topic) ------
+    # -- active pointer (workers follow the control topic, else this) -----------------
+    def pointer(self, model: str) -> ActivePointer:
+        return ActivePointer(self.model_dir(model))
+
+    def active_record(self, model: str) -> ActiveRecord:
+        return self.pointer(model).read()
+
     def active(self, model: str) -> str | None:
-        path = self.model_dir(model) / ACTIVE_FILE
-        if not path.is_file():
-            return None
-        return json.loads(path.read_text(encoding="utf-8")).get("version")
+        return self.active_record(model).version
 
     def history(self, model: str) -> list[str]:
-        path = self.model_dir(model) / ACTIVE_FILE
-        if not path.is_file():
-            return []
-        return list(json.loads(path.read_text(encoding="utf-8")).get("history", []))
+        return list(self.active_record(model).history)
 
-    def set_active(self, model: str, version: str) -> None:
+    def set_active(self, model: str, version: str, sequence: int | None = None) -> None:
+        """Point `model` at `version`; `sequence` is the control command that did it."""
         self.require(model, version)
-        history = self.history(model)
-        current = self.active(model)
-        if current and current != version:
-            history.append(current)
-        payload = {"version": version, "history": history[-20:], "updated_at": utc_now()}
-        _atomic_write(self.model_dir(model) / ACTIVE_FILE, json.dumps(payload, indent=2))
+        self.pointer(model).set(version, sequence)
+
+    def next_sequence(self, model: str) -> int:
+        """The sequence for the next control command about `model` (above all earlier ones)."""
+        return self.pointer(model).next_sequence()
 
     def default_version(self, model: str) -> str:
-        """The active version if one was set, else the newest."""
-        version = self.active(model) or self.latest(model)
-        if version is None:
+        """The active version; never merely the newest.
+
+        A store written before active pointers existed, with one version, serves that one;
+        with several and no pointer it refuses rather than guess.
+        """
+        version = self.active(model)
+        if version is not None:
+            return version
+        versions = self.versions(model)
+        if not versions:
             raise ModelNotFound(f"model {model!r} has no versions in store {self.root}")
-        return version
+        if len(versions) == 1:
+            return versions[0]
+        raise NoActiveVersion(
+            f"model {model!r} has versions {', '.join(versions)} and no active one; choose "
+            f"with `streamclf models swap {model} VERSION`"
+        )
+
+    # -- deleted versions: their names are never used again ----------------------------
+    def tombstones(self, model: str) -> dict[str, dict[str, str]]:
+        path = self.model_dir(model) / TOMBSTONES_FILE
+        if not path.is_file():
+            return {}
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+
+    def _bury(self, model: str, version: str, sha256: str) -> None:
+        graves = self.tombstones(model)
+        graves[version] = {"weights_sha256": sha256, "deleted_at": utc_now()}
+        _atomic_write(self.model_dir(model) / TOMBSTONES_FILE, json.dumps(graves, indent=2))
 
     # -- writing -----------------------------------------------------------------------
     def next_version(self, model: str) -> str:
-        nums = [_version_key(v)[0] for v in self.versions(model)]
+        used = [*self.versions(model), *self.tombstones(model)]
+        nums = [_version_key(v)[0] for v in used]
         return f"v{max([0, *nums]) + 1}"
 
     def add_version(
@@ -149,7 +185,11 @@ class ModelStore:
         """Create a new version: `write(tmpdir)` fills a directory and returns its card.
 
         The directory is moved into place atomically, so readers never see half a version.
+        A model's first version becomes its active version; later ones only by promotion.
+        A deleted version's name is refused (`VersionRetired`): a name means one set of weights.
         """
+        if version is not None and version in self.tombstones(model):
+            raise VersionRetired(f"{model}@{version} was deleted; its name is not used again")
         mdir = self.model_dir(model)
         mdir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=mdir))
@@ -170,6 +210,7 @@ class ModelStore:
                 (tmp / CARD_FILE).write_text(card.model_dump_json(indent=2), encoding="utf-8")
                 try:
                     tmp.rename(mdir / version)
+                    self._activate_first(model, version)
                     return version
                 except OSError:  # a concurrent writer took this number
                     if (mdir / version).exists():
@@ -181,8 +222,16 @@ class ModelStore:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
 
+    def _activate_first(self, model: str, version: str) -> None:
+        if self.active(model) is None and self.versions(model) == [version]:
+            self.set_active(model, version)
+
     def delete(self, model: str, version: str) -> None:
+        """Remove a version and leave a tombstone, so that its name is never reused."""
         path = self.require(model, version)
+        weights = path / WEIGHTS_FILE
+        sha256 = file_sha256(weights) if weights.is_file() else ""
+        self._bury(model, version, sha256)
         shutil.rmtree(path)
 
 

@@ -34,4 +34,5 @@ class WorkerStatus(BaseModel):
     last_error: str | None = None
     swaps: list[SwapResult] = Field(default_factory=list)
     rejected_control: int = 0
+    control_signed: bool | None = None  # False: this worker accepts unsigned control commands
     ready: bool = False

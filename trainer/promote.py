@@ -102,6 +102,8 @@ async def request_swap(
     """Make `version` active everywhere: validate it, publish a signed SwapModel, move the pointer.
 
     The command is published before the store's pointer moves, so a broker failure changes nothing.
+    Its sequence comes from the store and is recorded with the pointer, so that workers ignore
+    any older command (a replay) once this one is in force.
     """
     store.require(model, version)
     message = SwapModel(
@@ -111,7 +113,8 @@ async def request_swap(
         requested_at_ms=int(time.time() * 1000),
         requested_by=requested_by,
         previous=store.active(model),
+        sequence=store.next_sequence(model),
     )
     await publish_control(kafka, message, key=key, topic=control_topic)
-    store.set_active(model, version)
+    store.set_active(model, version, message.sequence)
     return message

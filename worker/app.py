@@ -26,7 +26,7 @@ from schemas.control import Rollback, SwapModel
 from worker import metrics
 from worker.batcher import Batcher, estimate_tokens
 from worker.cache import make_cache
-from worker.control import ControlListener
+from worker.control import ControlListener, starting_version
 from worker.decode import Rejected, decode_event
 from worker.health import serve_health
 from worker.inference import InferenceEngine
@@ -173,23 +173,23 @@ class Worker:
         )
         latest = await self.control.initial_state()
         for model in self.router.models:
-            swap = latest.get(model)
-            version = swap.version if swap else None
+            start = starting_version(latest.get(model), self.store, model)
+            self.control.set_in_force(model, start.sequence)
             try:
-                version = await self.registry.start(model, version, swap.sha256 if swap else None)
+                version = await self.registry.start(model, start.version, start.sha256)
             except Exception as exc:
-                if swap is None:
+                if start.source == "store":
                     raise
                 log.error(
                     "active version %s@%s from the control topic failed to load (%s); "
-                    "using the store's default",
+                    "using the store's active version",
                     model,
-                    swap.version,
+                    start.version,
                     exc,
                 )
-                self.last_error = f"{model}@{swap.version}: {exc}"
+                self.last_error = f"{model}@{start.version}: {exc}"
                 version = await self.registry.start(model, None)
-            log.info("serving %s@%s", model, version)
+            log.info("serving %s@%s (from the %s)", model, version, start.source)
         self.pipelines = {
             m: ModelPipeline(
                 m,

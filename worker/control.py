@@ -1,7 +1,10 @@
 """The control-topic listener: every worker reads every command (no consumer group).
 
-At start-up the topic is read from the beginning to its end, so a worker started later serves
-the currently active version of each model; then new commands are applied as they come.
+At start-up the topic is read from the beginning to its end; for each model the valid swap
+with the highest sequence is the one in force (not the last one by offset: a replayed old
+command lands at the end). `starting_version` weighs it against the store's active pointer.
+Then new commands are applied as they come, and any command whose sequence is not above the
+one in force for its model is ignored as stale (a replay, or one overtaken by a newer one).
 """
 
 from __future__ import annotations
@@ -9,14 +12,34 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bus.control import decode_control
-from schemas.control import Rollback, SwapModel
+from modelstore.store import ModelStore
+from schemas.control import ControlCommand, Rollback, SwapModel
 
 log = logging.getLogger(__name__)
 Apply = Callable[[SwapModel | Rollback], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Start:
+    """The version a worker loads first, and the sequence of the command that set it."""
+
+    version: str | None  # None: the store's default (its active pointer)
+    sha256: str | None
+    sequence: int
+    source: str  # "control" | "store"
+
+
+def starting_version(swap: SwapModel | None, store: ModelStore, model: str) -> Start:
+    """The control topic's swap, unless the store's pointer was set by a newer command."""
+    record = store.active_record(model)
+    if swap is not None and swap.order >= record.sequence:
+        return Start(swap.version, swap.sha256, swap.order, "control")
+    return Start(record.version, None, record.sequence, "store")
 
 
 class ControlListener:
@@ -27,10 +50,15 @@ class ControlListener:
         self.tp = TopicPartition(topic, 0)
         self.key = key
         self.models = set(models)
+        self.in_force: dict[str, int] = {}  # model -> sequence of the command in force
         self.rejected = 0
         self.last_rejection: str | None = None
 
-    def _accept(self, raw: bytes | None, offset: int) -> SwapModel | Rollback | None:
+    @property
+    def signing(self) -> bool:
+        return bool(self.key)
+
+    def _verified(self, raw: bytes | None, offset: int) -> SwapModel | Rollback | None:
         command = decode_control(raw)
         where = f"{self.tp.topic}[0]@{offset}"
         if command is None:
@@ -45,13 +73,29 @@ class ControlListener:
             return None
         return command
 
+    def _fresh(self, command: ControlCommand, offset: int) -> bool:
+        """True (and now in force) when the command is newer than the one in force."""
+        current = self.in_force.get(command.model)
+        if current is not None and command.order <= current:
+            self._reject(
+                f"{self.tp.topic}[0]@{offset}: stale {getattr(command, 'type', 'command')} for "
+                f"{command.model} (sequence {command.order} <= {current} in force); ignored"
+            )
+            return False
+        self.in_force[command.model] = command.order
+        return True
+
     def _reject(self, message: str) -> None:
         self.rejected += 1
         self.last_rejection = message
         log.warning("control: %s", message)
 
+    def set_in_force(self, model: str, sequence: int) -> None:
+        """Record the sequence of the command behind the version this worker started with."""
+        self.in_force[model] = max(sequence, self.in_force.get(model, sequence))
+
     async def initial_state(self, timeout_s: float = 10.0) -> dict[str, SwapModel]:
-        """The latest valid swap per routed model, reading the topic from start to end."""
+        """The valid swap with the highest sequence per routed model, reading start to end."""
         self.consumer.assign([self.tp])
         await self.consumer.seek_to_beginning(self.tp)
         latest: dict[str, SwapModel] = {}
@@ -60,8 +104,13 @@ class ControlListener:
         while loop.time() < deadline:
             batch = await self.consumer.getmany(self.tp, timeout_ms=300)
             for record in batch.get(self.tp, []):
-                command = self._accept(record.value, record.offset)
-                if isinstance(command, SwapModel):
+                command = self._verified(record.value, record.offset)
+                if command is None:
+                    continue
+                top = self.in_force.get(command.model)
+                self.in_force[command.model] = max(command.order, top or command.order)
+                best = latest.get(command.model)
+                if isinstance(command, SwapModel) and (best is None or command.order >= best.order):
                     latest[command.model] = command
             high = self.consumer.highwater(self.tp)
             if high is not None and await self.consumer.position(self.tp) >= high:
@@ -73,6 +122,6 @@ class ControlListener:
         while True:
             batch = await self.consumer.getmany(self.tp, timeout_ms=1000)
             for record in batch.get(self.tp, []):
-                command = self._accept(record.value, record.offset)
-                if command is not None:
+                command = self._verified(record.value, record.offset)
+                if command is not None and self._fresh(command, record.offset):
                     await apply(command)

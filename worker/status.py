@@ -81,6 +81,7 @@ class StatusReporter:
             last_error=errors[0] if errors else None,
             swaps=w.registry.swaps,
             rejected_control=w.control.rejected if w.loaded else 0,
+            control_signed=w.settings.control_key is not None,
             ready=w.ready(),
         )
 

@@ -1,0 +1,96 @@
+"""Signed control commands cannot be replayed: an old signed swap never downgrades a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from aiokafka import TopicPartition
+
+from bus.clients import make_consumer
+from bus.settings import KafkaSettings
+from modelstore.labels import PRESET_LABELS
+from modelstore.presets import init_model
+from modelstore.store import ModelStore
+from tests.integration.harness import WorkerProcess, collect, make_topics, produce, text_events
+from tests.integration.test_hot_swap import cli, make_store, stop_all, topics_env, wait_workers
+
+pytestmark = pytest.mark.integration
+
+
+async def control_records(broker: KafkaSettings, topic: str) -> list[tuple[bytes, bytes]]:
+    """(key, value) of every record on the control topic, in order."""
+    consumer = make_consumer(broker)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        out: list[tuple[bytes, bytes]] = []
+        while await consumer.position(tp) < end:
+            for record in (await consumer.getmany(tp, timeout_ms=500)).get(tp, []):
+                out.append((record.key, record.value))
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def test_a_replayed_signed_swap_does_not_downgrade_running_or_restarted_workers(
+    broker, tiny_store: Path, uid: str, tmp_path: Path
+) -> None:
+    store = make_store(tiny_store, tmp_path / "store")  # news: v1 active, v2
+    assert init_model(ModelStore(store), "news", PRESET_LABELS["chinanews"], "tiny", 8) == "v3"
+    key = f"key-{uid}"
+    topic, env, control = f"news-{uid}", topics_env(uid, key), f"control-{uid}"
+    await make_topics(broker, [topic], 2)
+    w1 = WorkerProcess(broker, store, [f"{topic}=news"], f"g-{uid}", tmp_path, "w1", env=env)
+    w2 = WorkerProcess(broker, store, [f"{topic}=news"], f"g-{uid}", tmp_path, "w2", env=env)
+    args = ("--store", str(store), "--wait", "--timeout", "40")
+    try:
+        w1.start()
+        await wait_workers(broker, uid, [w1])
+        assert (await cli(broker, env, "models", "swap", "news", "v2", *args))[0] == 0
+        old_swap = (await control_records(broker, control))[-1]  # signed, names v2
+        assert b'"v2"' in old_swap[1] and b'"signature"' in old_swap[1]
+        assert (await cli(broker, env, "models", "swap", "news", "v3", *args))[0] == 0
+
+        # Someone who recorded the signed v2 command publishes it again.
+        await produce(broker, control, [old_swap[1]], [old_swap[0]])
+        running = await wait_workers(
+            broker, uid, [w1], lambda s: s["w1"].rejected_control >= 1, timeout_s=30
+        )
+        assert running["w1"].versions == {"news": "v3"}
+        assert "stale swap" in (running["w1"].last_error or ""), running["w1"]
+
+        # A restarted worker reads the whole topic: the replay is its last record, but the
+        # command in force is the one with the highest sequence.
+        stop_all([w1])
+        w2.start()
+        restarted = await wait_workers(broker, uid, [w2])
+        await produce(broker, topic, text_events(50, "r"))
+        outputs = await collect(broker, [f"{topic}.labelled"], 50, timeout_s=40)
+    finally:
+        stop_all([w1, w2])
+    assert restarted["w2"].versions == {"news": "v3"}
+    assert restarted["w2"].control_signed is True
+    assert {o["version"] for o in outputs} == {"v3"}
+
+
+async def test_commands_carry_an_increasing_signed_sequence(
+    broker, tiny_store: Path, uid: str, tmp_path: Path
+) -> None:
+    from bus.control import decode_control
+
+    store = make_store(tiny_store, tmp_path / "store")
+    env = topics_env(uid, f"key-{uid}")
+    for version in ("v2", "v1", "v2"):
+        code, out, err = await cli(broker, env, "models", "swap", "news", version,
+                                   "--store", str(store))  # fmt: skip
+        assert code == 0, out + err
+    commands = [decode_control(v) for _, v in await control_records(broker, f"control-{uid}")]
+    sequences = [c.sequence for c in commands if c is not None]
+    assert len(sequences) == 3 and sequences == sorted(set(sequences)), sequences
+    assert ModelStore(store).active_record("news").sequence == sequences[-1]
+    tampered = commands[0].model_copy(update={"sequence": sequences[-1] + 1})
+    assert not tampered.verify(f"key-{uid}"), "the signature must cover the sequence"
