@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -21,7 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from admin.localstack import LocalBroker, StackError
-from bus.clients import make_consumer, make_producer
+from bus.producing import produce_many
+from bus.reading import read_until_quiet
 from bus.settings import KafkaSettings
 from bus.topics import create_topics
 from modelstore.labels import PRESET_LABELS
@@ -60,32 +60,18 @@ def _redis_url() -> str | None:
 
 
 async def _produce(settings: KafkaSettings, topic: str, texts: list[str], round_: int) -> None:
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        for i, text in enumerate(texts):
-            event = {"id": f"{topic}-{round_}-{i}", "text": text}
-            await producer.send_and_wait(
-                topic, json.dumps(event, ensure_ascii=False).encode(), key=event["id"].encode()
-            )
-    finally:
-        await producer.stop()
+    events = [{"id": f"{topic}-{round_}-{i}", "text": text} for i, text in enumerate(texts)]
+    records = [(e["id"].encode(), json.dumps(e, ensure_ascii=False).encode()) for e in events]
+    await produce_many(settings, topic, records)
 
 
 async def _collect(
     settings: KafkaSettings, topics: list[str], n: int, timeout_s: float
 ) -> list[dict]:
-    consumer = make_consumer(settings, *topics)
-    await consumer.start()
-    out: list[dict] = []
-    try:
-        deadline = time.monotonic() + timeout_s
-        while len(out) < n and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=300)).values():
-                out += [json.loads(r.value) for r in records]
-        return out
-    finally:
-        await consumer.stop()
+    records = await read_until_quiet(
+        settings, topics, quiet_s=0, expected=n, timeout_s=timeout_s, wait_for_topics_s=timeout_s
+    )
+    return [json.loads(r.value or b"null") for r in records]
 
 
 def _table(title: str, texts: dict[str, str], events: list[dict]) -> Table:

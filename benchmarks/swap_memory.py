@@ -43,8 +43,9 @@ from benchmarks.harness import (
     make_route_topics,
     worker_command,
 )
-from bus.clients import make_consumer, make_producer
 from bus.control import ensure_control_topics, read_status
+from bus.producing import sender
+from bus.reading import read_until_quiet
 from bus.settings import KafkaSettings
 from modelstore.labels import PRESET_LABELS
 from modelstore.presets import init_model
@@ -96,19 +97,13 @@ def make_versions(store: ModelStore, preset: str) -> float:
 
 async def trickle(kafka: KafkaSettings, topic: str, rate: float, stop: asyncio.Event) -> int:
     """Produce `rate` events per second until `stop`; returns how many were sent."""
-    producer = make_producer(kafka)
-    await producer.start()
     sent = 0
-    try:
+    async with sender(kafka) as out:
         while not stop.is_set():
             text = f"{TEXTS[sent % len(TEXTS)]}{sent}"
-            await producer.send_and_wait(
-                topic, event_json(f"s{sent}", text), key=str(sent).encode()
-            )
+            await out.send(topic, event_json(f"s{sent}", text), key=str(sent).encode())
             sent += 1
             await asyncio.sleep(1 / rate)
-    finally:
-        await producer.stop()
     return sent
 
 
@@ -126,17 +121,10 @@ async def wait_ready(
 
 
 async def outputs(kafka: KafkaSettings, topic: str, expected: int, timeout_s: float) -> list[dict]:
-    consumer = make_consumer(kafka, topic)
-    await consumer.start()
-    out: list[dict[str, Any]] = []
-    try:
-        deadline = time.monotonic() + timeout_s
-        while len(out) < expected and time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            out += [json.loads(r.value) for records in batch.values() for r in records]
-    finally:
-        await consumer.stop()
-    return out
+    records = await read_until_quiet(
+        kafka, [topic], quiet_s=0, expected=expected, timeout_s=timeout_s
+    )
+    return [json.loads(r.value or b"null") for r in records]
 
 
 def check_outputs(out: list[dict[str, Any]], sent: int) -> dict[str, Any]:

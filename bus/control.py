@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
-from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from bus.clients import make_consumer, make_producer
-from bus.exceptions import BusError
+from bus.producing import produce_many
+from bus.reading import StopWhen, iter_records
 from bus.settings import KafkaSettings
 from bus.topics import create_topics
 from schemas.control import ControlCommand, Rollback, SwapModel, control_adapter
@@ -44,16 +42,8 @@ async def publish_control(
     if key:
         message = message.signed(key)
     await ensure_control_topics(settings, topic)
-    producer = make_producer(settings)
-    try:
-        await producer.start()
-        await producer.send_and_wait(
-            topic, message.model_dump_json().encode(), key=message.model.encode()
-        )
-    except KafkaError as exc:
-        raise BusError(f"cannot publish to {topic}: {exc}") from exc
-    finally:
-        await producer.stop()
+    record = (message.model.encode(), message.model_dump_json().encode())
+    await produce_many(settings, topic, [record])
 
 
 def decode_control(raw: bytes | None) -> SwapModel | Rollback | None:
@@ -90,39 +80,13 @@ async def iter_status(
     With `follow=False` it also stops at the end of the topic as it was when reading began
     (live workers heartbeat every few seconds, so the topic is never quiet for long).
     """
-    consumer = make_consumer(settings)
-    try:
-        await consumer.start()
-        parts = consumer.partitions_for_topic(topic)
-        if not parts:
-            # Let aiokafka's just-created background task start: stopping before it ran
-            # raises CancelledError out of consumer.stop().
-            await asyncio.sleep(0)
-            return
-        tps = [TopicPartition(topic, p) for p in parts]
-        consumer.assign(tps)
-        offsets = await consumer.offsets_for_times({tp: since_ms for tp in tps})
-        for tp in tps:
-            found = offsets.get(tp)
-            if found is None:
-                await consumer.seek_to_end(tp)
-            else:
-                consumer.seek(tp, found.offset)
-        ends = {} if follow else await consumer.end_offsets(tps)
-        loop = asyncio.get_running_loop()
-        quiet_until = loop.time() + timeout_s
-        while loop.time() < quiet_until:
-            if ends and all([await consumer.position(tp) >= end for tp, end in ends.items()]):
-                return
-            batch = await consumer.getmany(*tps, timeout_ms=200)
-            for records in batch.values():
-                quiet_until = loop.time() + timeout_s
-                for record in records:
-                    try:
-                        status = WorkerStatus.model_validate_json(record.value)
-                    except ValidationError:
-                        continue
-                    if status.at_ms >= since_ms:
-                        yield status
-    finally:
-        await consumer.stop()
+    stop = StopWhen(quiet_s=timeout_s, at_end=not follow)
+    reader = iter_records(settings, [topic], start=since_ms, stop=stop, missing_ok=True)
+    async with contextlib.aclosing(reader):
+        async for record in reader:
+            try:
+                status = WorkerStatus.model_validate_json(record.value or b"")
+            except ValidationError:
+                continue
+            if status.at_ms >= since_ms:
+                yield status

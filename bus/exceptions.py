@@ -1,5 +1,7 @@
 """Errors of the Kafka layer, translated once from the client library's."""
 
+from __future__ import annotations
+
 
 class BusError(Exception):
     """Base class: the broker could not be reached or refused a request."""
@@ -7,3 +9,33 @@ class BusError(Exception):
 
 class TopicError(BusError):
     """A topic could not be created or described."""
+
+
+class BrokerUnavailable(BusError):
+    """No broker answers at the bootstrap address."""
+
+    @classmethod
+    def at(cls, bootstrap: str, cause: object = None) -> BrokerUnavailable:
+        return cls(
+            f"no Kafka broker answers at {bootstrap}"
+            + (f" ({cause})" if cause else "")
+            + ": start one with `streamclf stack up`, or point --bootstrap /"
+            " STREAMCLF_KAFKA_BOOTSTRAP_SERVERS at a running broker"
+        )
+
+
+class TopicMissing(TopicError):
+    """A topic that must exist does not."""
+
+    def __init__(self, message: str, topics: list[str]) -> None:
+        super().__init__(message)
+        self.topics = topics
+
+    @classmethod
+    def on(cls, topics: list[str], bootstrap: str) -> TopicMissing:
+        names = " ".join(topics)
+        return cls(
+            f"topic {', '.join(topics)} does not exist on {bootstrap}: "
+            f"create it with `streamclf topics create {names}`",
+            topics,
+        )

@@ -1,11 +1,26 @@
-"""`streamclf bench`: the benchmark harness (a thin wrapper over `python -m benchmarks.run`)."""
+"""`streamclf bench`: runs the benchmark harness as a program (`python -m benchmarks.run`).
+
+benchmarks/ ships with the repository, not the wheel, and imports the CLI's pieces; the CLI
+never imports it back, it only starts it.
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import typer
+
+from admin.context import EXIT_USAGE, fail
+
+
+def _checkout() -> Path | None:
+    for root in (Path(__file__).resolve().parents[2], Path.cwd()):
+        if (root / "benchmarks" / "run.py").is_file():
+            return root
+    return None
 
 
 def bench(
@@ -19,16 +34,12 @@ def bench(
     out: Path | None = typer.Option(None, "--out", help="Results folder (benchmarks/results)"),
 ) -> None:
     """Run the benchmark scenarios; print tables; write JSON and a plot."""
-    # benchmarks/ ships with the repository, not the wheel: find it beside this checkout.
-    for root in (Path(__file__).resolve().parents[2], Path.cwd()):
-        if (root / "benchmarks" / "run.py").is_file() and str(root) not in sys.path:
-            sys.path.insert(0, str(root))
-            break
-    try:
-        from benchmarks.run import main
-    except ImportError as exc:
-        raise typer.BadParameter(f"run from a checkout of the repository: {exc}") from exc
-
+    root = _checkout()
+    if root is None:
+        fail(
+            "benchmarks/ not found: run `streamclf bench` from a checkout of the repository",
+            EXIT_USAGE,
+        )
     argv = ["--device", device]
     if quick:
         argv.append("--quick")
@@ -37,4 +48,7 @@ def bench(
     for flag, value in (("--scenarios", scenarios), ("--preset", preset), ("--out", out)):
         if value is not None:
             argv += [flag, str(value)]
-    raise typer.Exit(main(argv))
+    path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path}
+    code = subprocess.call([sys.executable, "-m", "benchmarks.run", *argv], cwd=root, env=env)
+    raise typer.Exit(code)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 
 import typer
@@ -19,7 +18,9 @@ from admin.context import (
     print_json,
     run,
 )
-from bus.clients import make_consumer, make_producer
+from bus.exceptions import BusError
+from bus.producing import produce_many
+from bus.reading import read_until_quiet
 from bus.settings import KafkaSettings
 from schemas.deadletter import DeadLetter
 from worker.decode import Rejected, decode_event
@@ -30,24 +31,14 @@ app = typer.Typer(help="Inspect and replay dead letters.")
 async def read_dead_letters(
     settings: KafkaSettings, topic: str, limit: int | None, timeout_s: float = 2.0
 ) -> list[DeadLetter]:
-    consumer = make_consumer(settings, topic)
-    await consumer.start()
+    """Dead letters from the start of `topic` until it is quiet (unreadable records skipped)."""
     letters: list[DeadLetter] = []
-    try:
-        loop = asyncio.get_running_loop()
-        quiet_until = loop.time() + timeout_s
-        while loop.time() < quiet_until and (limit is None or len(letters) < limit):
-            batch = await consumer.getmany(timeout_ms=200)
-            for records in batch.values():
-                quiet_until = loop.time() + timeout_s
-                for record in records:
-                    try:
-                        letters.append(DeadLetter.model_validate_json(record.value))
-                    except (ValidationError, TypeError):
-                        continue
-        return letters[:limit] if limit else letters
-    finally:
-        await consumer.stop()
+    for record in await read_until_quiet(settings, [topic], quiet_s=timeout_s):
+        try:
+            letters.append(DeadLetter.model_validate_json(record.value or b""))
+        except ValidationError:
+            continue
+    return letters[:limit] if limit else letters
 
 
 @app.command()
@@ -60,8 +51,8 @@ def inspect(
     """Show dead letters as a table: where they came from, the kind and the reason."""
     try:
         letters = run(read_dead_letters(kafka_settings(bootstrap), topic, limit))
-    except Exception as exc:
-        fail(f"cannot read {topic}: {exc}", EXIT_UNAVAILABLE)
+    except BusError as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
     if as_json:
         print_json([letter.model_dump(mode="json") for letter in letters])
         return
@@ -73,21 +64,6 @@ def inspect(
     console.print(table)
     counts = Counter(letter.kind.value for letter in letters)
     console.print(", ".join(f"{k}: {n}" for k, n in counts.most_common()) or "no dead letters")
-
-
-async def _replay(
-    settings: KafkaSettings, letters: list[DeadLetter], to: str, max_bytes: int
-) -> int:
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        futures = []
-        for letter in letters:
-            futures.append(await producer.send(to, letter.value_bytes(), key=letter.key_bytes()))
-        await asyncio.gather(*futures)
-        return len(futures)
-    finally:
-        await producer.stop()
 
 
 @app.command()
@@ -102,14 +78,18 @@ def replay(
     settings = kafka_settings(bootstrap)
     try:
         letters = run(read_dead_letters(settings, topic, None))
-    except Exception as exc:
-        fail(f"cannot read {topic}: {exc}", EXIT_UNAVAILABLE)
+    except BusError as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
     chosen = [
         letter
         for letter in letters
         if all_ or not isinstance(decode_event(letter.value_bytes(), max_bytes), Rejected)
     ]
-    sent = run(_replay(settings, chosen, to, max_bytes)) if chosen else 0
+    records = [(letter.key_bytes(), letter.value_bytes()) for letter in chosen]
+    try:
+        sent = len(run(produce_many(settings, to, records))) if chosen else 0
+    except BusError as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
     console.print(
         f"replayed {sent} of {len(letters)} dead letters to {to} "
         f"({len(letters) - sent} still invalid)"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -11,7 +12,9 @@ from pathlib import Path
 import typer
 
 from admin.context import EXIT_UNAVAILABLE, BootstrapOpt, console, fail, kafka_settings, run
-from bus.clients import make_consumer, make_producer
+from bus.exceptions import BusError
+from bus.producing import produce_many
+from bus.reading import StopWhen, iter_records
 from bus.settings import KafkaSettings
 
 
@@ -32,23 +35,9 @@ def line_to_event(line: str) -> dict[str, object] | None:
     return {"id": uuid.uuid4().hex, "text": line}
 
 
-async def _produce(settings: KafkaSettings, topic: str, lines: list[str]) -> int:
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        futures = []
-        for line in lines:
-            event = line_to_event(line)
-            if event is None:
-                continue
-            key = str(event["id"]).encode()
-            futures.append(
-                await producer.send(topic, json.dumps(event, ensure_ascii=False).encode(), key=key)
-            )
-        await asyncio.gather(*futures)
-        return len(futures)
-    finally:
-        await producer.stop()
+def _records(lines: list[str]) -> list[tuple[bytes, bytes]]:
+    events = [e for e in map(line_to_event, lines) if e is not None]
+    return [(str(e["id"]).encode(), json.dumps(e, ensure_ascii=False).encode()) for e in events]
 
 
 def produce(
@@ -61,44 +50,61 @@ def produce(
     """Produce one TextEvent per line (plain text or JSON objects) with generated ids."""
     text = file.read_text(encoding="utf-8") if file else sys.stdin.read()
     try:
-        count = run(_produce(kafka_settings(bootstrap), topic, text.split("\n")))
-    except Exception as exc:
-        fail(f"cannot produce to {topic}: {exc}", EXIT_UNAVAILABLE)
+        count = len(run(produce_many(kafka_settings(bootstrap), topic, _records(text.split("\n")))))
+    except BusError as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
     console.print(f"produced {count} events to {topic}", highlight=False)
 
 
 async def _tail(
-    settings: KafkaSettings, topic: str, max_events: int | None, timeout_s: float
+    settings: KafkaSettings, topic: str, stop: StopWhen, from_end: bool, group: str | None
 ) -> int:
-    consumer = make_consumer(settings, topic)
-    await consumer.start()
     seen = 0
-    try:
-        loop = asyncio.get_running_loop()
-        quiet_until = loop.time() + timeout_s
-        while loop.time() < quiet_until and (max_events is None or seen < max_events):
-            batch = await consumer.getmany(timeout_ms=200)
-            for records in batch.values():
-                for record in records:
-                    if max_events is not None and seen >= max_events:
-                        break
-                    value = record.value.decode("utf-8", "replace") if record.value else "null"
-                    typer.echo(value)
-                    seen += 1
-                    quiet_until = loop.time() + timeout_s
-        return seen
-    finally:
-        await consumer.stop()
+    reader = iter_records(
+        settings, [topic], start="end" if from_end else "beginning", group_id=group, stop=stop
+    )
+    async with contextlib.aclosing(reader):
+        async for record in reader:
+            value = record.value.decode("utf-8", "replace") if record.value else "null"
+            sys.stdout.write(value + "\n")
+            sys.stdout.flush()
+            seen += 1
+    return seen
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader closed the pipe (`| head`): point stdout at /dev/null so the interpreter's
+    final flush cannot fail, and leave without a traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise typer.Exit(0)
 
 
 def tail(
     topic: str,
     max_events: int | None = typer.Option(None, "--max", help="Stop after N events"),
     timeout: float = typer.Option(5.0, "--timeout", help="Stop after S seconds without events"),
+    follow: bool = typer.Option(
+        False, "--follow", "-f", help="Keep waiting for new events (Ctrl-C stops)"
+    ),
+    from_end: bool = typer.Option(
+        False, "--from-end", help="Only events produced from now on (default: from the start)"
+    ),
+    group: str | None = typer.Option(
+        None,
+        "--group",
+        "-g",
+        help="Read as this consumer group: continue where it left off and commit what is shown",
+    ),
     bootstrap: str | None = BootstrapOpt,
 ) -> None:
-    """Print a topic's events as JSON lines, from the beginning."""
+    """Print a topic's events as JSON lines, from the beginning (or the end, or a group's offsets)."""
+    stop = StopWhen(quiet_s=None if follow else timeout, max_records=max_events)
     try:
-        run(_tail(kafka_settings(bootstrap), topic, max_events, timeout))
-    except Exception as exc:
-        fail(f"cannot read {topic}: {exc}", EXIT_UNAVAILABLE)
+        run(_tail(kafka_settings(bootstrap), topic, stop, from_end, group))
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+    except BusError as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -13,9 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka import TopicPartition
-
-from bus.clients import make_consumer, make_producer
+from bus.producing import produce_many
+from bus.reading import read_until_quiet
 from bus.settings import KafkaSettings
 from bus.topics import create_topics
 
@@ -99,17 +97,9 @@ async def produce(
 ) -> list[tuple[int, int]]:
     """Produce raw values (None = tombstone), wait for every acknowledgement and return each
     record's (partition, offset)."""
-    producer = make_producer(broker)
-    await producer.start()
-    try:
-        futures = []
-        for i, value in enumerate(values):
-            key = keys[i] if keys else str(i).encode()
-            futures.append(await producer.send(topic, value, key=key))
-        acks = await asyncio.gather(*futures)
-        return [(ack.partition, ack.offset) for ack in acks]
-    finally:
-        await producer.stop()
+    keys = keys or [str(i).encode() for i in range(len(values))]
+    acks = await produce_many(broker, topic, zip(keys, values, strict=True))
+    return [(ack.partition, ack.offset) for ack in acks]
 
 
 def text_events(n: int, prefix: str = "e", texts: list[str] | None = None) -> list[bytes]:
@@ -137,38 +127,17 @@ async def collect(
     quiet_s: float = 0.0,
 ) -> list[dict[str, Any]]:
     """Read JSON values from the start of `topics` until `expected` have arrived (and then
-    `quiet_s` more seconds, to catch duplicates) or `timeout_s` passes."""
-    consumer = make_consumer(broker)
-    await consumer.start()
-    out: list[dict[str, Any]] = []
-    try:
-        deadline = time.monotonic() + timeout_s
-        tps: list[TopicPartition] = []
-        for topic in topics:  # output topics may be created by the worker a bit later
-            while not (parts := consumer.partitions_for_topic(topic)):
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"topic {topic} never appeared")
-                await asyncio.sleep(0.2)
-                await consumer._client.force_metadata_update()
-            tps += [TopicPartition(topic, p) for p in parts]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        reached_at: float | None = None
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=200)
-            for tp, records in batch.items():
-                for record in records:
-                    value = json.loads(record.value)
-                    value["_topic"] = tp.topic
-                    value["_key"] = record.key
-                    out.append(value)
-            if len(out) >= expected:
-                reached_at = reached_at or time.monotonic()
-                if time.monotonic() - reached_at >= quiet_s:
-                    break
-        return out
-    finally:
-        await consumer.stop()
+    `quiet_s` more quiet seconds, to catch duplicates) or `timeout_s` passes. Output topics
+    may be created by the worker a bit later: they are waited for."""
+    records = await read_until_quiet(
+        broker,
+        topics,
+        quiet_s=quiet_s,
+        expected=expected,
+        timeout_s=timeout_s,
+        wait_for_topics_s=timeout_s,
+    )
+    return [{**json.loads(r.value or b"null"), "_topic": r.topic, "_key": r.key} for r in records]
 
 
 def wait_for(predicate: Any, timeout_s: float, what: str, interval_s: float = 0.2) -> None:
