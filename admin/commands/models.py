@@ -23,7 +23,7 @@ from admin.context import (
     print_json,
     run,
 )
-from modelstore.exceptions import ModelStoreError
+from modelstore.exceptions import ModelStoreError, NoActiveVersion
 from modelstore.labels import parse_labels
 
 app = typer.Typer(help="Create, import, list and inspect model versions.")
@@ -80,7 +80,10 @@ def list_(
     rows = []
     try:
         for model in [name] if name else ms.models():
-            active = ms.active(model) or ms.latest(model)
+            try:
+                active: str | None = ms.default_version(model)
+            except NoActiveVersion:
+                active = None  # several versions, none promoted: nothing serves until a swap
             for version in ms.versions(model):
                 info = ms.info(model, version)
                 rows.append(
