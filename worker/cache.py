@@ -1,7 +1,9 @@
 """Result cache: Redis (one MGET per batch, one pipelined SET EX for misses) or in-process LRU.
 
-Keys are `prefix:model:version:sha256(normalized text, text_pair)`, so a new version never
-serves answers cached for an old one. Redis failures never stop classification: a circuit
+Keys are `prefix:model:identity:sha256(normalized text, text_pair)`, where the identity
+(`cache_identity`) names the version and hashes its weights' sha256 and every setting that
+changes an answer (top-k, max length, backend, precision, device type). A new version, other
+weights under a reused name, or another top-k never meet an answer cached for something else. Redis failures never stop classification: a circuit
 breaker bypasses Redis for `retry_s` after an error, then tries again.
 """
 
@@ -24,11 +26,37 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFC", text).strip()
 
 
-def cache_key(prefix: str, model: str, version: str, text: str, pair: str | None) -> str:
+def cache_identity(version: str, weights_sha256: str, **settings: Any) -> str:
+    """`VERSION-HASH`: HASH covers the weights' sha256 and the output-changing `settings`."""
+    payload = json.dumps({"weights": weights_sha256, **settings}, sort_keys=True, default=str)
+    return f"{version}-{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
+
+
+def engine_identity(engine: Any, version: str, weights_sha256: str) -> str:
+    """The cache identity of a loaded engine.
+
+    An engine may say which of its settings change its answers (`identity_fields()`, e.g.
+    backend and precision); otherwise top-k, max length, dtype and device type are used.
+    """
+    fields = getattr(engine, "identity_fields", None)
+    if callable(fields):
+        settings = dict(fields())
+    else:
+        settings = {
+            "top_k": getattr(engine, "top_k", None),
+            "max_length": getattr(engine, "max_length", None),
+            "dtype": str(getattr(engine, "torch_dtype", getattr(engine, "dtype", None))),
+            "device": getattr(getattr(engine, "torch_device", None), "type", None),
+        }
+    return cache_identity(version, weights_sha256, **settings)
+
+
+def cache_key(prefix: str, model: str, identity: str, text: str, pair: str | None) -> str:
+    """`identity` is `engine_identity(...)` of the engine that would compute the answer."""
     digest = hashlib.sha256(normalize(text).encode())
     if pair is not None:
         digest.update(b"\x00pair\x00" + normalize(pair).encode())
-    return f"{prefix}:{model}:{version}:{digest.hexdigest()}"
+    return f"{prefix}:{model}:{identity}:{digest.hexdigest()}"
 
 
 class ResultCache(Protocol):

@@ -108,7 +108,7 @@ class ModelPipeline:
         started = time.perf_counter()
         keys = [
             cache_key(
-                self.cache_prefix, self.model, active.version, i.event.text, i.event.text_pair
+                self.cache_prefix, self.model, active.identity, i.event.text, i.event.text_pair
             )
             for i in batch
         ]

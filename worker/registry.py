@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from modelstore.store import ModelStore
 from schemas.status import SwapResult
 from worker import metrics
+from worker.cache import engine_identity
 from worker.inference import InferenceEngine
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,10 @@ EngineFactory = Callable[[str, str, str | None], InferenceEngine]
 class Active:
     version: str
     engine: InferenceEngine
+    identity: str = ""  # the cache identity: version + weights sha256 + output settings
+
+    def __post_init__(self) -> None:
+        self.identity = self.identity or self.version
 
 
 @dataclass
@@ -53,28 +58,31 @@ class ModelRegistry:
     def take_retired(self, model: str) -> list[InferenceEngine]:
         return self._retired.pop(model, [])
 
-    async def _load(self, model: str, version: str, sha256: str | None) -> InferenceEngine:
-        def load() -> InferenceEngine:
-            engine = self.factory(model, version, sha256)
+    async def _load(self, model: str, version: str, sha256: str | None) -> Active:
+        """Load, check (the weights' sha256 is always known and verified) and warm a version."""
+
+        def load() -> Active:
+            digest = sha256 or self.store.weights_sha256(model, version)
+            engine = self.factory(model, version, digest)
             engine.warm_up()
-            return engine
+            return Active(version, engine, engine_identity(engine, version, digest))
 
         return await asyncio.get_running_loop().run_in_executor(self._loader, load)
 
     async def start(self, model: str, version: str | None = None, sha256: str | None = None) -> str:
         """Load the first version of a model (the given one, else the store's default)."""
         version = version or self.store.default_version(model)
-        engine = await self._load(model, version, sha256)
-        self._set(model, version, engine)
+        self._set(model, await self._load(model, version, sha256))
         return version
 
-    def _set(self, model: str, version: str, engine: InferenceEngine) -> None:
+    def _set(self, model: str, new: Active) -> None:
+        version = new.version
         old = self._active.get(model)
         if old is not None:
             self._retired.setdefault(model, []).append(old.engine)
             self._history.setdefault(model, []).append(old.version)
             metrics.ACTIVE_VERSION.labels(model, old.version).set(0)
-        self._active[model] = Active(version, engine)
+        self._active[model] = new
         metrics.ACTIVE_VERSION.labels(model, version).set(1)
         metrics.MODEL_VERSION.info({m: a.version for m, a in self._active.items()})
 
@@ -87,7 +95,7 @@ class ModelRegistry:
             if current is not None and current.version == version:
                 return self._record(SwapResult(model=model, version=version, ok=True))
             try:
-                engine = await self._load(model, version, sha256)
+                loaded = await self._load(model, version, sha256)
             except Exception as exc:
                 metrics.SWAP_FAILURES.labels(model).inc()
                 log.error(
@@ -106,7 +114,7 @@ class ModelRegistry:
                         duration_s=time.perf_counter() - started,
                     )
                 )
-            self._set(model, version, engine)
+            self._set(model, loaded)
             took = time.perf_counter() - started
             metrics.SWAPS.labels(model).inc()
             metrics.SWAP_SECONDS.labels(model).observe(took)

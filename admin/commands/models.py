@@ -307,18 +307,32 @@ def delete(
     name: str,
     version: str,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation"),
+    skip_worker_check: bool = typer.Option(
+        False, "--skip-worker-check", help="Do not ask the live workers (their heartbeats) first"
+    ),
+    stale_after: float | None = StaleOpt,
     store: Path | None = StoreOpt,
+    bootstrap: str | None = BootstrapOpt,
+    status_topic: str = StatusTopicOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Delete a stored version; refuses the active one (exit 1) and unknown ones (exit 2)."""
+    """Delete a stored version; refuses the active one and one a live worker serves (exit 1)
+    and unknown ones (exit 2). The name is never used again (a tombstone stays)."""
     ms = model_store(store)
     try:
         ms.require(name, version)
-        active = ms.default_version(name)
+        active = ms.active(name)
     except (ModelStoreError, ValueError) as exc:
         fail(str(exc), EXIT_USAGE)
     if version == active:
         fail(f"{name}@{version} is the active version; swap to another version first")
+    if not skip_worker_check:
+        serving = _workers_serving(name, version, stale_after, bootstrap, status_topic)
+        if serving:
+            fail(
+                f"{name}@{version} is served by live workers {', '.join(serving)} "
+                f"(their heartbeats); swap them to another version first"
+            )
     if not yes and not typer.confirm(f"delete {name}@{version}?"):
         fail("not deleted", EXIT_FAILED)
     ms.delete(name, version)
@@ -326,3 +340,22 @@ def delete(
         print_json({"model": name, "deleted": version, "active": active})
     else:
         console.print(f"deleted {name}@{version} (active: {active})")
+
+
+def _workers_serving(
+    name: str, version: str, stale_after: float | None, bootstrap: str | None, topic: str
+) -> list[str]:
+    """Ids of the live workers whose latest heartbeat says they serve `name@version`."""
+    from admin.swapping import live_workers
+    from bus.exceptions import BusError
+
+    window = stale_window(stale_after)
+    try:
+        live, _ = run(live_workers(kafka_settings(bootstrap), window, window, topic))
+    except BusError as exc:
+        fail(
+            f"cannot read the workers' heartbeats ({exc}); nothing deleted. "
+            "--skip-worker-check deletes without asking them",
+            EXIT_UNAVAILABLE,
+        )
+    return [s.worker_id for s in live if s.versions.get(name) == version]

@@ -54,7 +54,7 @@ async def test_repeated_texts_are_served_from_redis(broker, tiny_store, redis_ur
         assert {k: o[k] for k in STABLE} == {k: ref[k] for k in STABLE}
     import redis
 
-    keys = redis.Redis.from_url(redis_url).keys(f"test-{uid}:news:v1:*")
+    keys = redis.Redis.from_url(redis_url).keys(f"test-{uid}:news:v1-*")
     assert len(keys) == 50, "one key per distinct normalized text"
 
 

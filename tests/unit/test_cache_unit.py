@@ -3,7 +3,7 @@
 import asyncio
 
 from tests.conftest import free_port
-from worker.cache import LruCache, RedisCache, cache_key, make_cache
+from worker.cache import LruCache, RedisCache, cache_identity, cache_key, make_cache
 
 
 def test_keys_separate_models_versions_pairs_and_ignore_outer_whitespace() -> None:
@@ -14,6 +14,16 @@ def test_keys_separate_models_versions_pairs_and_ignore_outer_whitespace() -> No
     assert base != cache_key("p", "news", "v1", "北京", "")
     assert cache_key("p", "m", "v", "ab", None) != cache_key("p", "m", "v", "a", "b")
     assert base.startswith("p:news:v1:")
+
+
+def test_identity_covers_weights_and_every_output_setting() -> None:
+    base = cache_identity("v1", "a" * 64, top_k=5, max_length=512, dtype="fp32")
+    assert base.startswith("v1-")
+    assert base == cache_identity("v1", "a" * 64, max_length=512, dtype="fp32", top_k=5)
+    assert base != cache_identity("v1", "b" * 64, top_k=5, max_length=512, dtype="fp32")
+    assert base != cache_identity("v1", "a" * 64, top_k=2, max_length=512, dtype="fp32")
+    assert base != cache_identity("v1", "a" * 64, top_k=5, max_length=128, dtype="fp32")
+    assert base != cache_identity("v1", "a" * 64, top_k=5, max_length=512, dtype="bf16")
 
 
 def test_lru_evicts_least_recently_used() -> None:

@@ -32,6 +32,7 @@ class PoisonEngine:
 class Active:
     version: str
     engine: Any
+    identity: str = "v1-0123456789abcdef"
 
 
 @dataclass
