@@ -130,9 +130,10 @@ deep_values = st.builds(
     st.one_of(st.integers(1, 40), st.integers(1100, 3000)),
     st.sampled_from(["array", "object"]),
 )
-json_values = st.recursive(
-    scalars, lambda c: _array(c) | _object(c) | deep_values, max_leaves=10
-) | deep_values
+json_values = (
+    st.recursive(scalars, lambda c: _array(c) | _object(c) | deep_values, max_leaves=10)
+    | deep_values
+)
 clean_values = st.recursive(
     clean_strings | clean_numbers | st.sampled_from(["true", "false", "null"]),
     lambda c: _array(c) | _object(c, clean_strings),

@@ -80,4 +80,3 @@ async def test_no_stale_answer_after_top_k_change_or_weights_under_a_reused_name
     assert not any(o["cached"] for o in reborn), "answers of other weights served from cache"
     old = {o["id"][1:]: o["scores"] for o in top2}
     assert any(o["scores"] != old[o["id"][1:]] for o in reborn), "new weights, same answers?"
-
