@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
 import typer
 
 from admin.commands import dlq, model_ops, models, stack, stream, topics
 from admin.commands import train as train_cmds
 from admin.commands.bench import bench
+from admin.commands.predict import predict
 from admin.commands.status import status
 from admin.commands.worker import worker
+
+# Connection errors are translated into one line by bus/ and the commands; the worker
+# raises aiokafka's own level again (`streamclf worker`).
+logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 app = typer.Typer(
     name="streamclf",
@@ -22,6 +29,7 @@ app.add_typer(models.app, name="models")
 app.command("worker")(worker)
 app.command("produce")(stream.produce)
 app.command("tail")(stream.tail)
+app.command("predict")(predict)
 app.command("status")(status)
 app.command("bench")(bench)
 app.add_typer(dlq.app, name="dlq")

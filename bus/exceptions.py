@@ -16,10 +16,9 @@ class BrokerUnavailable(BusError):
 
     @classmethod
     def at(cls, bootstrap: str, cause: object = None) -> BrokerUnavailable:
+        del cause  # the client's own words ("Unable to bootstrap from [...]") add nothing
         return cls(
-            f"no Kafka broker answers at {bootstrap}"
-            + (f" ({cause})" if cause else "")
-            + ": start one with `streamclf stack up`, or point --bootstrap /"
+            f"no Kafka broker answers at {bootstrap}: start one with `streamclf stack up`, or point --bootstrap /"
             " STREAMCLF_KAFKA_BOOTSTRAP_SERVERS at a running broker"
         )
 

@@ -122,6 +122,23 @@ async def read_until_quiet(
         return [record async for record in reader]
 
 
+async def require_topics(settings: KafkaSettings, topics: Sequence[str]) -> dict[str, int]:
+    """Topic -> partition count; raises `BrokerUnavailable` or `TopicMissing`."""
+    consumer = make_consumer(settings)
+    try:
+        await _start(consumer, settings)
+        parts = await _partitions(consumer, settings, topics, 0.0, False) or []
+        return {t: sum(1 for tp in parts if tp.topic == t) for t in topics}
+    except KafkaConnectionError as exc:
+        raise BrokerUnavailable.at(settings.bootstrap_servers, exc) from exc
+    except KafkaError as exc:
+        raise BusError(f"cannot describe {', '.join(topics)}: {exc}") from exc
+    finally:
+        await asyncio.sleep(0)
+        with contextlib.suppress(KafkaError):
+            await consumer.stop()
+
+
 async def _start(consumer: AIOKafkaConsumer, settings: KafkaSettings) -> None:
     try:
         await consumer.start()

@@ -27,3 +27,23 @@ class NoActiveVersion(ModelStoreError, LookupError):
 
 class VersionRetired(ModelStoreError, ValueError):
     """A version name that was deleted: names are never reused for other weights."""
+
+
+class NotACheckpoint(ModelStoreError):
+    """A directory that is not a Hugging Face classification checkpoint."""
+
+
+class HubError(ModelStoreError):
+    """The Hugging Face hub could not provide a checkpoint."""
+
+
+class HubNotFound(HubError, LookupError):
+    """No such repository (or revision) on the hub, or it is private."""
+
+
+class HubGated(HubError):
+    """A gated repository whose conditions were not accepted with the token used."""
+
+
+class HubOffline(HubError):
+    """The hub cannot be reached and the checkpoint is not in the local cache."""

@@ -6,7 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
-from modelstore.exceptions import ModelStoreError, UnsafeWeights
+from modelstore.exceptions import ModelStoreError, NotACheckpoint, UnsafeWeights
+from modelstore.hub import fetch, looks_like_hub_id
 from modelstore.store import WEIGHTS_FILE, ModelStore, utc_now
 from schemas.card import ModelCard
 
@@ -18,26 +19,29 @@ TOKENIZER_FILES = (
 )
 
 
-def _resolve_source(source: str) -> Path:
-    path = Path(source)
+def _resolve_source(source: str, revision: str | None = None) -> Path:
+    """A local checkpoint directory, or a hub id fetched into (or found in) the hub cache."""
+    path = Path(source).expanduser()
     if path.is_dir():
+        if revision:
+            raise ModelStoreError(f"{source} is a local directory: --revision is for hub ids")
         return path
     if path.exists():
-        raise ModelStoreError(f"{source}: not a checkpoint directory")
-    try:
-        from huggingface_hub import snapshot_download
+        raise NotACheckpoint(f"{source}: a file, not a checkpoint directory")
+    if not looks_like_hub_id(source):
+        raise NotACheckpoint(f"{source}: no such directory (and not a hub id like org/name)")
+    return fetch(source, revision)
 
-        return Path(
-            snapshot_download(
-                source,
-                allow_patterns=["*.json", "*.txt", "*.safetensors", "pytorch_model.bin"],
-            )
+
+def _require_config(src: Path, source: str) -> dict:
+    config_path = src / "config.json"
+    if not config_path.is_file():
+        raise NotACheckpoint(
+            f"{source}: no config.json, so not a Hugging Face checkpoint directory: save one "
+            "with `model.save_pretrained(DIR)` and `tokenizer.save_pretrained(DIR)`, or import "
+            "a UER-py .bin with `streamclf models import-uer`"
         )
-    except Exception as exc:
-        raise ModelStoreError(
-            f"{source}: not a local directory and the hub could not be reached ({exc}). "
-            "Download the checkpoint elsewhere and import its directory."
-        ) from exc
+    return json.loads(config_path.read_text(encoding="utf-8"))
 
 
 def convert_weights(src: Path, dst: Path) -> None:
@@ -56,10 +60,13 @@ def convert_weights(src: Path, dst: Path) -> None:
     save_file(tensors, str(dst / WEIGHTS_FILE), metadata={"format": "pt"})
 
 
-def import_checkpoint(store: ModelStore, name: str, source: str) -> str:
-    """Store a HF sequence-classification checkpoint as a new version of `name`."""
-    src = _resolve_source(source)
-    config = json.loads((src / "config.json").read_text(encoding="utf-8"))
+def import_checkpoint(
+    store: ModelStore, name: str, source: str, revision: str | None = None
+) -> str:
+    """Store a HF sequence-classification checkpoint (a directory, or a hub id at `revision`)
+    as a new version of `name`."""
+    src = _resolve_source(source, revision)
+    config = _require_config(src, source)
     id2label = config.get("id2label") or {}
     labels = [id2label[k] for k in sorted(id2label, key=int)]
     if not labels:
@@ -80,7 +87,14 @@ def import_checkpoint(store: ModelStore, name: str, source: str) -> str:
             created_at=utc_now(),
             source="import",
             labels=labels,
-            hyperparameters={"imported_from": str(source)},
+            hyperparameters=_provenance(source, src, revision),
         )
 
     return store.add_version(name, write)
+
+
+def _provenance(source: str, src: Path, revision: str | None) -> dict[str, str]:
+    """Where a version came from; for the hub, the resolved commit (the snapshot's name)."""
+    if Path(source).expanduser().is_dir():
+        return {"imported_from": str(source)}
+    return {"imported_from": source, "revision": revision or "main", "commit": src.name}

@@ -51,6 +51,14 @@ class VersionInfo:
     size_bytes: int
 
 
+def _no_model(model: str, root: Path) -> str:
+    return (
+        f"model {model!r} has no versions in store {root}: create one with `streamclf models "
+        f"init {model} --labels ...`, `streamclf models import {model} DIR_OR_HUB_ID` or "
+        "`streamclf train`, or point --store / STREAMCLF_MODEL_STORE at the store that has it"
+    )
+
+
 def _version_key(version: str) -> tuple[int, str]:
     match = _VERSION_NUM.match(version)
     return (int(match.group(1)) if match else -1, version)
@@ -94,11 +102,14 @@ class ModelStore:
     def require(self, model: str, version: str | None = None) -> Path:
         """Path of a version (the active one when `version` is None); raise if absent."""
         if not self.versions(model):
-            raise ModelNotFound(f"model {model!r} has no versions in store {self.root}")
+            raise ModelNotFound(_no_model(model, self.root))
         version = version or self.default_version(model)
         if not self.exists(model, version):
             known = ", ".join(self.versions(model))
-            raise VersionNotFound(f"model {model!r} has no version {version!r} (known: {known})")
+            raise VersionNotFound(
+                f"model {model!r} has no version {version!r} (known: {known}); "
+                f"`streamclf models list {model}` shows them"
+            )
         return self.version_dir(model, version)
 
     def card(self, model: str, version: str) -> ModelCard:
@@ -153,7 +164,7 @@ class ModelStore:
             return version
         versions = self.versions(model)
         if not versions:
-            raise ModelNotFound(f"model {model!r} has no versions in store {self.root}")
+            raise ModelNotFound(_no_model(model, self.root))
         if len(versions) == 1:
             return versions[0]
         raise NoActiveVersion(

@@ -56,14 +56,25 @@ def init(
 @app.command("import")
 def import_(
     name: str,
-    source: str = typer.Argument(..., help="HF checkpoint directory (or hub id where reachable)"),
+    source: str = typer.Argument(
+        ..., help="HF checkpoint directory, or a hub id like org/name (from the hub or its cache)"
+    ),
+    revision: str | None = typer.Option(
+        None, "--revision", help="Hub branch, tag or commit (default main)"
+    ),
     store: Path | None = StoreOpt,
 ) -> None:
-    """Store a Hugging Face sequence-classification checkpoint as a new version (safetensors)."""
+    """Store a Hugging Face sequence-classification checkpoint as a new version (safetensors;
+    a hub repo's `model.safetensors` is preferred, `pytorch_model.bin` is read weights-only)."""
+    from modelstore.exceptions import HubError, NotACheckpoint
     from modelstore.importing import import_checkpoint
 
     try:
-        version = import_checkpoint(model_store(store), name, source)
+        version = import_checkpoint(model_store(store), name, source, revision)
+    except HubError as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    except NotACheckpoint as exc:
+        fail(str(exc), EXIT_USAGE)
     except (ValueError, ModelStoreError) as exc:
         fail(str(exc))
     console.print(f"imported {source} as {name}@{version}")

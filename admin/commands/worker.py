@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from admin.context import fail, kafka_settings
+from admin.context import EXIT_UNAVAILABLE, EXIT_USAGE, fail, kafka_settings
+from bus.settings import KafkaSettings
+
+if TYPE_CHECKING:
+    from worker.settings import WorkerSettings
 
 
 def worker(
@@ -55,8 +59,29 @@ def worker(
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
         logging.getLogger("aiokafka").setLevel(logging.WARNING)
-        app = Worker(settings, kafka_settings(bootstrap))
+        kafka = kafka_settings(bootstrap)
+        app = Worker(settings, kafka)
     except (ValidationError, ValueError) as exc:
         fail(str(exc), 2)
+    _preflight(settings, kafka)
     code = asyncio.run(app.run())
     raise typer.Exit(code)
+
+
+def _preflight(settings: WorkerSettings, kafka: KafkaSettings) -> None:
+    """One line and exit 3 (unavailable) or 2 (missing model) instead of a traceback."""
+    from admin.preflight import PreflightError, check_models, check_redis, check_topics
+
+    routes = settings.parsed_routes()
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # the error below says it all
+    try:
+        check_models(settings.model_store, sorted({r.model for r in routes}))
+    except PreflightError as exc:
+        fail(str(exc), EXIT_USAGE)
+    try:
+        if settings.redis_url and settings.cache_enabled:
+            check_redis(settings.redis_url.get_secret_value())
+        asyncio.run(check_topics(kafka, sorted({r.in_topic for r in routes})))
+    except PreflightError as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
