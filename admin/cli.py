@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from admin.commands import dlq, model_ops, models, stack, stream, topics
+from admin.commands import dlq, model_ops, models, schemas_cmd, stack, stream, topics
 from admin.commands import train as train_cmds
 from admin.commands.bench import bench
 from admin.commands.predict import predict
@@ -33,6 +33,7 @@ app.command("predict")(predict)
 app.command("status")(status)
 app.command("bench")(bench)
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(schemas_cmd.app, name="schemas")
 train_cmds.register(app)  # train, eval, trainer serve
 model_ops.register(models.app)  # models import-uer, models promote
 
