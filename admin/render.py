@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
+from admin.compare import CompareReport
 from admin.swapping import SwapOutcome
 from schemas.status import WorkerStatus
 
@@ -39,6 +40,7 @@ def worker_row(status: WorkerStatus, stale: bool, now_ms: int | None = None) -> 
         "rejected_control": status.rejected_control,
         "last_error": status.last_error,
         "last_swap": last_swap.model_dump() if last_swap else None,
+        "rollouts": [r.model_dump() for r in status.rollouts],
     }
 
 
@@ -47,6 +49,7 @@ def status_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
     for name in ("worker", "state", "age", "versions", "lag", "ev/s", "in/out/dlq", "cache"):
         table.add_column(name, no_wrap=True, justify="right" if name in ("lag", "ev/s") else "left")
     table.add_column("last swap", no_wrap=True)
+    table.add_column("rollouts", no_wrap=True)
     table.add_column("errors", ratio=1, overflow="fold")
     for r in rows:
         state = {"ready": "[green]ready[/]", "not-ready": "[yellow]not ready[/]"}.get(
@@ -75,6 +78,7 @@ def status_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
             f"{r['events_in']}/{r['events_out']}/{r['dead_letters']}",
             f"{r['cache_hit_ratio']:.0%} {r['cache_state']}",
             swap_text,
+            rollouts_text(r["rollouts"]),
             "[red]" + "; ".join(errors) + "[/]" if errors else "-",
         )
     return table
@@ -119,3 +123,55 @@ def outcome_table(outcome: SwapOutcome) -> Table:
             w.error or "",
         )
     return table
+
+
+def rollouts_text(rollouts: list[dict[str, Any]]) -> str:
+    """`shadow news@v2 10% agree 93%` per rollout, for the status table."""
+    parts = []
+    for r in rollouts:
+        text = f"{r['kind']} {r['model']}@{r['version']} {r['fraction']:.0%}"
+        if r.get("agreement") is not None:
+            text += f" agree {r['agreement']:.0%}"
+        text += f" n={r['events']}"
+        if r.get("error"):
+            text += f" [red]{r['error']}[/]"
+        parts.append(text)
+    return "\n".join(parts) or "-"
+
+
+def compare_tables(report: CompareReport) -> list[Table]:
+    """Per version (latency, throughput, feedback accuracy), per class, and the confusion."""
+    agreement = "-" if report.agreement is None else f"{report.agreement:.2%}"
+    figures = [*(("active", a) for a in report.active)]
+    if report.candidate_figures is not None:
+        figures.append(("candidate", report.candidate_figures))
+    summary = Table(
+        "version", "role", "events", "p50 ms", "p95 ms", "events/s", "feedback acc",
+        title=f"{report.model}@{report.candidate} shadow: {report.events} events, "
+        f"agreement {agreement}, {report.feedback_events} with feedback",
+    )  # fmt: skip
+
+    def fmt(value: float | None, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    for role, fig in figures:
+        summary.add_row(
+            fig.version,
+            role,
+            str(sum(fig.per_class.values())),
+            fmt(fig.latency_p50_ms, ".1f"),
+            fmt(fig.latency_p95_ms, ".1f"),
+            fmt(fig.throughput_eps, ".0f"),
+            fmt(fig.feedback_accuracy, ".2%"),
+        )
+    classes = sorted({c for _, fig in figures for c in fig.per_class})
+    per_class = Table(
+        "class", *(f"{role} {fig.version}" for role, fig in figures), title="per class"
+    )
+    for c in classes:
+        per_class.add_row(c, *(str(fig.per_class.get(c, 0)) for _, fig in figures))
+    labels = sorted({c for row in report.confusion.values() for c in row})
+    confusion = Table("active \\ candidate", *labels, title="label confusion")
+    for active, row in report.confusion.items():
+        confusion.add_row(active, *(str(row.get(c, 0)) for c in labels))
+    return [summary, per_class, confusion]

@@ -1,8 +1,10 @@
-"""Publishing and reading control-topic commands (swap, rollback) and status heartbeats."""
+"""Publishing and reading control-topic commands (swap, rollback, shadow, canary) and status
+heartbeats."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 
 from pydantic import ValidationError
@@ -11,7 +13,7 @@ from bus.producing import produce_many
 from bus.reading import StopWhen, iter_records
 from bus.settings import KafkaSettings
 from bus.topics import create_topics
-from schemas.control import ControlCommand, Rollback, SwapModel, control_adapter
+from schemas.control import CONTROL_TYPES, AnyControl, ControlCommand, control_adapter
 from schemas.status import WorkerStatus
 
 CONTROL_TOPIC = "streamclf.control"
@@ -32,7 +34,9 @@ async def publish_control(
     key: str | None = None,
     topic: str = CONTROL_TOPIC,
 ) -> None:
-    """Sign (when a key is given) and publish a control command keyed by model name.
+    """Sign (when a key is given) and publish a control command keyed by `record_key()` (the
+    model name for swaps; `model:shadow` and `model:canary` for rollouts, so that compaction
+    keeps the latest of each).
 
     A command without a sequence gets its `requested_at_ms` (commands that move the store's
     pointer get theirs from the store, `ModelStore.next_sequence`).
@@ -42,18 +46,28 @@ async def publish_control(
     if key:
         message = message.signed(key)
     await ensure_control_topics(settings, topic)
-    record = (message.model.encode(), message.model_dump_json().encode())
+    record = (message.record_key().encode(), message.model_dump_json().encode())
     await produce_many(settings, topic, [record])
 
 
-def decode_control(raw: bytes | None) -> SwapModel | Rollback | None:
-    """A control command, or None for a tombstone or an unreadable record."""
+def decode_control(raw: bytes | None) -> AnyControl | None:
+    """A control command, or None for a tombstone, an unreadable record or an unknown type."""
     if raw is None:
         return None
     try:
         return control_adapter.validate_json(raw)
     except ValidationError:
         return None
+
+
+def unknown_type(raw: bytes | None) -> str | None:
+    """The `type` of a well-formed command this version does not know (a newer writer's)."""
+    try:
+        value = json.loads(raw) if raw is not None else None
+    except ValueError:
+        return None
+    kind = value.get("type") if isinstance(value, dict) else None
+    return kind if isinstance(kind, str) and kind not in CONTROL_TYPES else None
 
 
 async def read_status(

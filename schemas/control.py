@@ -1,9 +1,12 @@
-"""Control-topic commands (hot swap, rollback), their HMAC signature and their order.
+"""Control-topic commands (hot swap, rollback, shadow, canary), their HMAC signature and order.
 
 Every command carries a `sequence` (per model, increasing; handed out by the model store) that
 the signature covers. A worker keeps the sequence of the command in force for each model and
 ignores any command at or below it, so a recorded signed command cannot be replayed to undo a
 later one. Commands published before sequences existed are ordered by `requested_at_ms`.
+
+Every command has a `type`; a reader that meets a type it does not know (a newer writer's)
+skips it with a log line (see `bus.control.unknown_type`).
 """
 
 from __future__ import annotations
@@ -44,6 +47,10 @@ class ControlCommand(BaseModel):
         expected = hmac.new(key.encode(), self.signing_payload(), hashlib.sha256).hexdigest()
         return hmac.compare_digest(expected, self.signature)
 
+    def record_key(self) -> str:
+        """The control topic's record key: compaction keeps the latest command per key."""
+        return self.model
+
 
 class SwapModel(ControlCommand):
     """Make `version` the active version of `model` in every worker."""
@@ -68,5 +75,38 @@ class Rollback(ControlCommand):
     requested_by: str = ""
 
 
-ControlMessage = Annotated[SwapModel | Rollback, Field(discriminator="type")]
-control_adapter: TypeAdapter[SwapModel | Rollback] = TypeAdapter(ControlMessage)
+class _Rollout(ControlCommand):
+    """Start (or with `stop`, end) a rollout of `version` beside the active version of `model`."""
+
+    schema_version: int = 1
+    model: str
+    version: str = ""
+    sha256: str = ""
+    fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+    stop: bool = False
+    requested_at_ms: int
+    requested_by: str = ""
+
+    def record_key(self) -> str:
+        return f"{self.model}:{self.type}"  # type: ignore[attr-defined]
+
+
+class ShadowModel(_Rollout):
+    """Classify the sampled `fraction` of events (by hash of id) with `version` too; the
+    results go to `IN.shadow`, never to the labelled topic."""
+
+    type: Literal["shadow"] = "shadow"
+
+
+class CanaryModel(_Rollout):
+    """Serve `version` for the `fraction` of keys whose hash falls under it (events without a
+    key by id); a newer swap of the model completes it, a stop ends it."""
+
+    type: Literal["canary"] = "canary"
+
+
+RolloutCommand = ShadowModel | CanaryModel
+AnyControl = SwapModel | Rollback | ShadowModel | CanaryModel
+ControlMessage = Annotated[AnyControl, Field(discriminator="type")]
+control_adapter: TypeAdapter[AnyControl] = TypeAdapter(ControlMessage)
+CONTROL_TYPES = frozenset({"swap", "rollback", "shadow", "canary"})

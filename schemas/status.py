@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class SwapResult(BaseModel):
@@ -12,6 +12,22 @@ class SwapResult(BaseModel):
     error: str | None = None
     duration_s: float = 0.0
     at_ms: int = 0
+
+
+class RolloutStatus(BaseModel):
+    """A shadow or canary in force in one worker, with what it has done so far."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model: str
+    kind: str  # shadow | canary
+    version: str
+    fraction: float
+    loaded: bool = True
+    error: str | None = None
+    events: int = 0  # shadow: events classified by the candidate; canary: events it served
+    agreement: float | None = None  # shadow only: share of them where both labels agree
+    requested_at_ms: int = 0
 
 
 class WorkerStatus(BaseModel):
@@ -35,4 +51,5 @@ class WorkerStatus(BaseModel):
     swaps: list[SwapResult] = Field(default_factory=list)
     rejected_control: int = 0
     control_signed: bool | None = None  # False: this worker accepts unsigned control commands
+    rollouts: list[RolloutStatus] = Field(default_factory=list)
     ready: bool = False

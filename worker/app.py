@@ -20,9 +20,9 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from bus.clients import make_consumer, make_producer
 from bus.control import ensure_control_topics
 from bus.settings import KafkaSettings
-from bus.topics import create_topics
+from bus.topics import create_topics, list_topics
 from modelstore.store import ModelStore
-from schemas.control import Rollback, SwapModel
+from schemas.control import AnyControl, Rollback, SwapModel
 from worker import metrics
 from worker.batcher import Batcher, estimate_tokens
 from worker.cache import make_cache
@@ -34,6 +34,7 @@ from worker.offsets import OffsetTracker
 from worker.pipeline import Item, ModelPipeline
 from worker.publisher import Publisher
 from worker.registry import ModelRegistry
+from worker.rollout import Rollouts
 from worker.routing import Router
 from worker.settings import WorkerSettings
 from worker.status import StatusReporter
@@ -149,8 +150,6 @@ class Worker:
     async def _prepare_topics(self) -> None:
         s = self.settings
         await ensure_control_topics(self.kafka, s.control_topic, s.status_topic)
-        from bus.topics import list_topics
-
         existing = await list_topics(self.kafka)
         for route in self.router.routes:
             parts = existing.get(route.in_topic)
@@ -190,6 +189,7 @@ class Worker:
                 self.last_error = f"{model}@{start.version}: {exc}"
                 version = await self.registry.start(model, None)
             log.info("serving %s@%s (from the %s)", model, version, start.source)
+        await self._start_rollouts()
         self.pipelines = {
             m: ModelPipeline(
                 m,
@@ -204,6 +204,7 @@ class Worker:
                 },
                 s.worker_id,
                 s.max_inflight_batches,
+                self.rollouts,
             )
             for m in self.router.models
         }
@@ -233,6 +234,7 @@ class Worker:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self.rollouts.close()  # finishes queued shadow work while the producer is up
             await self.consumer.stop()  # leaves the group
             await self.control_consumer.stop()
             for pipeline in self.pipelines.values():
@@ -353,9 +355,30 @@ class Worker:
         return done and ok
 
     # -- control and status --------------------------------------------------------------
-    async def _apply_control(self, command: SwapModel | Rollback) -> None:
+    async def _apply_control(self, command: AnyControl) -> None:
         if isinstance(command, Rollback):
             await self.registry.rollback(command.model)
-        else:
+        elif isinstance(command, SwapModel):
             await self.registry.swap(command.model, command.version, command.sha256)
+        await self.rollouts.apply(command)  # shadow/canary; a swap completes a canary
         await self.reporter.publish()
+
+    async def _start_rollouts(self) -> None:
+        """Join the shadows and canaries the control topic holds in force (durable like swaps)."""
+
+        async def send(topic: str, value: bytes, key: bytes | None) -> Any:
+            return await self.producer.send(topic, value, key=key)
+
+        async def shadow_topics(model: str) -> None:
+            parts = await list_topics(self.kafka)
+            for r in self.router.routes:
+                if r.model == model:
+                    await create_topics(self.kafka, [f"{r.in_topic}.shadow"], parts[r.in_topic])
+
+        self.rollouts = Rollouts(
+            self.registry, self.router.models, send, self.settings.worker_id, shadow_topics
+        )
+        for command in self.control.history:
+            self.rollouts.book.feed(command)
+        for model in self.router.models:
+            await self.rollouts.reconcile(model)

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bus.control import decode_control
+from bus.control import decode_control, unknown_type
 from modelstore.store import ModelStore
-from schemas.control import ControlCommand, Rollback, SwapModel
+from schemas.control import AnyControl, ControlCommand, SwapModel
 
 log = logging.getLogger(__name__)
-Apply = Callable[[SwapModel | Rollback], Awaitable[None]]
+Apply = Callable[[AnyControl], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -53,16 +53,21 @@ class ControlListener:
         self.in_force: dict[str, int] = {}  # model -> sequence of the command in force
         self.rejected = 0
         self.last_rejection: str | None = None
+        self.history: list[AnyControl] = []  # valid commands read by initial_state, in order
 
     @property
     def signing(self) -> bool:
         return bool(self.key)
 
-    def _verified(self, raw: bytes | None, offset: int) -> SwapModel | Rollback | None:
+    def _verified(self, raw: bytes | None, offset: int) -> AnyControl | None:
         command = decode_control(raw)
         where = f"{self.tp.topic}[0]@{offset}"
         if command is None:
-            if raw is not None:
+            if (kind := unknown_type(raw)) is not None:
+                log.info(
+                    "control: %s: unknown command type %r (a newer writer?); ignored", where, kind
+                )
+            elif raw is not None:
                 self._reject(f"{where}: unreadable control message")
             return None
         if command.model not in self.models:
@@ -107,6 +112,7 @@ class ControlListener:
                 command = self._verified(record.value, record.offset)
                 if command is None:
                     continue
+                self.history.append(command)
                 top = self.in_force.get(command.model)
                 self.in_force[command.model] = max(command.order, top or command.order)
                 best = latest.get(command.model)

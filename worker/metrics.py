@@ -58,3 +58,19 @@ SWAP_SECONDS = Histogram(
 )
 INFLIGHT = Gauge("streamclf_inflight_events", "Events consumed but not yet committed")
 READY = Gauge("streamclf_ready", "1 when the worker has joined its group and loaded its models")
+ROLLOUT_FRACTION = Gauge(
+    "streamclf_rollout_fraction",
+    "Fraction of a shadow (events) or canary (keys) in force; 0 once ended",
+    ["model", "kind", "version"],
+)
+SHADOW_EVENTS = Counter(
+    "streamclf_shadow_events_total", "Events classified by a shadow version", ["model", "version"]
+)
+SHADOW_AGREEMENT = Gauge(
+    "streamclf_shadow_agreement",
+    "Share of shadowed events where the candidate's label equals the active version's",
+    ["model", "version"],
+)
+CANARY_EVENTS = Counter(
+    "streamclf_canary_events_total", "Events answered by a canary version", ["model", "version"]
+)

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import TopicPartition
 
@@ -20,8 +20,11 @@ from worker import metrics
 from worker.cache import ResultCache, cache_key
 from worker.inference import EngineThread, InferenceEngine, Prediction
 from worker.publisher import Publisher
-from worker.registry import ModelRegistry
+from worker.registry import Active, ModelRegistry
 from worker.routing import Route
+
+if TYPE_CHECKING:
+    from worker.rollout import Rollouts
 
 log = logging.getLogger(__name__)
 IDLE_RELEASE_S = 1.0  # with no batch for this long, a swapped-out engine is released
@@ -72,8 +75,10 @@ class ModelPipeline:
         cache_topics: set[str],
         worker_id: str,
         queue_size: int,
+        rollouts: Rollouts | None = None,
     ) -> None:
         self.model = model
+        self.rollouts = rollouts
         self.registry = registry
         self.cache = cache
         self.publisher = publisher
@@ -105,6 +110,16 @@ class ModelPipeline:
         active = self.registry.current(self.model)
         for old in self.registry.take_retired(self.model):
             old.release()
+        if self.rollouts is None:
+            await self._process(batch, active)
+            return
+        done: list[tuple[Item, LabelledEvent]] = []
+        for answering, part in self.rollouts.split(self.model, batch, active):
+            done += await self._process(part, answering)  # a canary's keys, then the rest
+        await self.rollouts.after_batch(self.model, done)
+
+    async def _process(self, batch: list[Item], active: Active) -> list[tuple[Item, LabelledEvent]]:
+        """Cache, infer and publish one batch on one version; the published (item, output)s."""
         started = time.perf_counter()
         keys = [
             cache_key(
@@ -142,6 +157,7 @@ class ModelPipeline:
                 }
             )
         timings = Timings(queue_ms=0.0, inference_ms=infer_s * 1000, batch_size=len(batch))
+        done: list[tuple[Item, LabelledEvent]] = []
         for key, item in zip(keys, batch, strict=True):
             if key in failed:
                 self.publisher.dead_letter(
@@ -157,10 +173,13 @@ class ModelPipeline:
                 continue
             is_hit = key in found
             pred = found[key] if is_hit else computed[key]
-            self.publisher.labelled(item, self._output(item, pred, active.version, is_hit, timings))
+            output = self._output(item, pred, active.version, is_hit, timings)
+            self.publisher.labelled(item, output)
+            done.append((item, output))
         self.batches += 1
         self.events += len(batch)
         metrics.BATCH_SIZE.labels(self.model).observe(len(batch))
+        return done
 
     async def _infer(
         self, engine: InferenceEngine, todo: dict[str, Item]

@@ -58,6 +58,14 @@ class ModelRegistry:
     def take_retired(self, model: str) -> list[InferenceEngine]:
         return self._retired.pop(model, [])
 
+    def retire(self, model: str, engine: InferenceEngine) -> None:
+        """Hand an engine that may be mid-batch to the pipeline, which releases it when idle."""
+        self._retired.setdefault(model, []).append(engine)
+
+    async def load(self, model: str, version: str, sha256: str | None) -> Active:
+        """Load, check and warm a version beside the active one (for a shadow or canary)."""
+        return await self._load(model, version, sha256)
+
     async def _load(self, model: str, version: str, sha256: str | None) -> Active:
         """Load, check (the weights' sha256 is always known and verified) and warm a version."""
 

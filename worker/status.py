@@ -82,6 +82,7 @@ class StatusReporter:
             swaps=w.registry.swaps,
             rejected_control=w.control.rejected if w.loaded else 0,
             control_signed=w.settings.control_key is not None,
+            rollouts=w.rollouts.status() if w.loaded else [],
             ready=w.ready(),
         )
 

@@ -36,13 +36,58 @@ def promote(
     name: str,
     version: str,
     force: bool = typer.Option(False, "--force", help="Promote even if dev accuracy is lower"),
+    require_agreement: float | None = typer.Option(
+        None, "--require-agreement", help="Refuse below this shadow agreement (0-1)"
+    ),
+    require_feedback_accuracy: float | None = typer.Option(
+        None,
+        "--require-feedback-accuracy",
+        help="Refuse below this accuracy on shadowed events that have feedback labels (0-1)",
+    ),
+    feedback_topic: str = typer.Option(
+        "streamclf.train.feedback", "--feedback-topic", envvar="STREAMCLF_TRAINER_FEEDBACK_TOPIC"
+    ),
     bootstrap: str | None = BootstrapOpt,
     store: Path | None = StoreOpt,
 ) -> None:
-    """Make VERSION active in all workers if its dev accuracy is at least the active one's."""
+    """Make VERSION active in all workers if its dev accuracy is at least the active one's.
+
+    With --require-agreement / --require-feedback-accuracy, the evidence of its shadow run
+    (`models compare`) must reach the thresholds too; the refusal gives the figures.
+    """
     from admin.commands.train import _promote
 
+    if require_agreement is not None or require_feedback_accuracy is not None:
+        _check_evidence(
+            name, version, require_agreement, require_feedback_accuracy, feedback_topic, bootstrap
+        )
     _promote(name, version, force, bootstrap, store)
+
+
+def _check_evidence(
+    name: str,
+    version: str,
+    min_agreement: float | None,
+    min_feedback_accuracy: float | None,
+    feedback_topic: str,
+    bootstrap: str | None,
+) -> None:
+    from admin.context import EXIT_UNAVAILABLE, kafka_settings, run
+    from admin.rollouts import check_evidence, gather_report
+    from bus.exceptions import BusError
+
+    try:
+        report = run(gather_report(kafka_settings(bootstrap), name, version, None, feedback_topic))
+    except BusError as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    refusal = check_evidence(report, min_agreement, min_feedback_accuracy)
+    if refusal:
+        fail(f"promotion refused, nothing published: {refusal}")
+    console.print(
+        f"shadow evidence of {name}@{version}: agreement {report.agreement} over "
+        f"{report.events} events; feedback accuracy "
+        f"{report.candidate_figures.feedback_accuracy if report.candidate_figures else None}"
+    )
 
 
 def register(models_app: typer.Typer) -> None:

@@ -290,9 +290,16 @@ def rollback(
     status_topic: str = StatusTopicOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Swap NAME back to the version that was active before the current one."""
+    """Swap NAME back to the version that was active before the current one.
+
+    While a canary of NAME is in force, rollback ends the canary instead (NAME stays on its
+    active version).
+    """
     from admin.swapping import SwapRefused, rollback_target
 
+    if _end_canary(name, wait, timeout, stale_after, by, store, bootstrap, control_topic,
+                   status_topic, as_json):  # fmt: skip
+        return
     try:
         target = rollback_target(model_store(store), name)
     except (SwapRefused, ModelStoreError, ValueError) as exc:
@@ -311,6 +318,39 @@ def rollback(
         as_json,
         "rollback",
     )
+
+
+def _end_canary(
+    name: str,
+    wait: bool,
+    timeout: float,
+    stale_after: float | None,
+    by: str | None,
+    store: Path | None,
+    bootstrap: str | None,
+    control_topic: str,
+    status_topic: str,
+    as_json: bool,
+) -> bool:
+    """End the canary of `name` when one is in force; False when there is none."""
+    import os
+
+    from admin.commands.rollout import announce
+    from admin.rollouts import rollouts_in_force, stop_rollout
+    from bus.exceptions import BusError
+
+    key = os.environ.get("STREAMCLF_CONTROL_KEY") or None
+    kafka = kafka_settings(bootstrap)
+    try:
+        if run(rollouts_in_force(kafka, control_topic, key)).get(name, "canary") is None:
+            return False
+        command = run(
+            stop_rollout(kafka, model_store(store), "canary", name, key, control_topic, by)
+        )
+    except BusError as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    announce(command, wait, timeout, stale_after, bootstrap, status_topic, as_json)
+    return True
 
 
 @app.command()
