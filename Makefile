@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 BIN := $(VENV)/bin
 export STREAMCLF_STATE_DIR ?= $(CURDIR)/.streamclf
 
-.PHONY: install test unit integration lint demo bench bench-quick clean validate-deploy
+.PHONY: install test unit integration lint demo bench bench-quick chaos clean validate-deploy
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -41,6 +41,11 @@ bench: install
 bench-quick: install
 	$(PY) -m benchmarks.run --quick
 	$(PY) -m benchmarks.report --write-readme
+
+# 20,000 events, 3 workers killed and restarted, Redis restarted, a hot swap, poison records:
+# writes benchmarks/results/chaos.json (the short version runs in `make test`).
+chaos: install
+	$(PY) -m benchmarks.chaos
 
 clean:
 	rm -rf $(VENV) .streamclf .pytest_cache

@@ -1,0 +1,328 @@
+"""The chaos run: workers SIGKILLed and restarted, Redis stopped and restarted, a hot swap,
+poison records of every class mixed into the stream; then `verdict.judge` accounts for every
+input from the output and dead-letter topics alone. `python -m benchmarks.chaos` drives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.chaos.ledger import Coord
+from benchmarks.chaos.poison import Input, inputs
+from benchmarks.chaos.services import STREAMCLF, RedisServer, Worker, worker_argv
+from benchmarks.chaos.verdict import KillRecord, RunFacts
+from bus.control import ensure_control_topics
+from bus.producing import sender
+from bus.reading import StopWhen, iter_records
+from bus.settings import KafkaSettings
+from bus.topics import create_topics, high_water_marks
+
+log = logging.getLogger("chaos")
+
+
+@dataclass(frozen=True)
+class ChaosConfig:
+    """What the run does; the worker settings it uses are recorded with the figures."""
+
+    events: int = 20_000  # good events; poison records come on top
+    poison_every: int = 40
+    partitions: int = 4
+    workers: int = 3
+    rate_per_s: float = 200.0  # production pace, so that the chaos overlaps the stream
+    kill_every_s: float = 4.0
+    restart_after_s: float = 1.0
+    min_kills: int = 5
+    redis_down_s: float = 4.0
+    tail_events: int = 40  # sent at the end: all must be answered by the swapped-in version
+    timeout_s: float = 900.0
+    seed: int = 0
+    worker_env: dict[str, str] = field(
+        default_factory=lambda: {
+            "STREAMCLF_MAX_BATCH": "32",
+            "STREAMCLF_MAX_INFLIGHT_BATCHES": "2",
+            "STREAMCLF_COMMIT_INTERVAL_MS": "200",
+            "STREAMCLF_KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "STREAMCLF_KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
+            "STREAMCLF_SHUTDOWN_TIMEOUT_S": "15",
+            "STREAMCLF_REDIS_RETRY_S": "1",
+            "STREAMCLF_STATUS_INTERVAL_S": "1",
+            "STREAMCLF_TORCH_THREADS": "1",
+            "STREAMCLF_METRICS_HOST": "127.0.0.1",
+            "STREAMCLF_LOG_LEVEL": "WARNING",
+        }
+    )
+
+
+class Chaos:
+    def __init__(self, cfg: ChaosConfig, broker: KafkaSettings, store: Path, work: Path) -> None:
+        self.cfg, self.broker, self.store, self.work = cfg, broker, store, work
+        tag = f"{int(time.time())}-{random.Random().randrange(16**6):06x}"
+        self.topic, self.group = f"chaos-{tag}", f"chaos-g-{tag}"
+        self.outs = [f"{self.topic}.labelled", f"{self.topic}.dlq"]
+        self.control, self.status = f"chaos-control-{tag}", f"chaos-status-{tag}"
+        self.rng = random.Random(cfg.seed)
+        self.redis = RedisServer(work)
+        self.slots: dict[int, Worker] = {}
+        self.incarnations: list[Worker] = []
+        self.kills: list[KillRecord] = []
+        self.sent: dict[Coord, Input] = {}
+        self.answers: list[dict[str, Any]] = []
+        self.timeline: list[tuple[float, str]] = []
+        self.t0 = time.monotonic()
+        self.produced_all = False
+        self.redis_restart_ms: int | None = None
+        self.swap: dict[str, Any] = {}
+        self.tail: set[Coord] = set()
+
+    # -- helpers -------------------------------------------------------------------------
+    def now(self) -> float:
+        return round(time.monotonic() - self.t0, 2)
+
+    def note(self, what: str) -> None:
+        self.timeline.append((self.now(), what))
+        log.info("%7.1fs %s", self.now(), what)
+
+    def answered(self) -> int:
+        return len({(int(a["source_partition"]), int(a["source_offset"])) for a in self.answers})
+
+    def start_worker(self, slot: int) -> Worker:
+        env = {
+            **self.cfg.worker_env,
+            "STREAMCLF_REDIS_URL": self.redis.url,
+            "STREAMCLF_CONTROL_TOPIC": self.control,
+            "STREAMCLF_STATUS_TOPIC": self.status,
+        }
+        wid = f"w{slot}-{len(self.incarnations)}"
+        argv = worker_argv(self.broker.bootstrap_servers, self.store, self.group, self.route)
+        worker = Worker(wid, argv, env, self.work / "logs" / f"{wid}.log").start()
+        self.slots[slot] = worker
+        self.incarnations.append(worker)
+        self.note(f"start {wid}")
+        return worker
+
+    @property
+    def route(self) -> str:
+        return f"{self.topic}=news"
+
+    async def wait_ready(self, workers: list[Worker], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for w in workers:
+                if not w.alive():
+                    raise RuntimeError(f"{w.worker_id} exited:\n{w.log_tail()}")
+            codes = [await asyncio.to_thread(w.http, "/readyz") for w in workers]
+            if all(code == 200 for code in codes):
+                return
+            await asyncio.sleep(0.5)
+        raise RuntimeError(f"workers not ready in {timeout_s}s")
+
+    # -- the actors ----------------------------------------------------------------------
+    async def produce(self, records: list[Input]) -> None:
+        """Send at `rate_per_s`, in chunks; remember where each record went."""
+        chunk = max(1, int(self.cfg.rate_per_s / 5))
+        async with sender(self.broker) as s:
+            for start in range(0, len(records), chunk):
+                part = records[start : start + chunk]
+                began = time.monotonic()
+                acks = await s.send_many(self.topic, [(r.key, r.value) for r in part])
+                self.sent.update(
+                    ((a.partition, a.offset), r) for a, r in zip(acks, part, strict=True)
+                )
+                pause = len(part) / self.cfg.rate_per_s - (time.monotonic() - began)
+                await asyncio.sleep(max(0.0, pause))
+
+    async def produce_tail(self) -> None:
+        """Events sent after the chaos: all must be labelled by the swapped-in version."""
+        tail = list(inputs(self.cfg.tail_events, 0, prefix="tail"))
+        async with sender(self.broker) as s:
+            acks = await s.send_many(self.topic, [(r.key, r.value) for r in tail])
+        for ack, record in zip(acks, tail, strict=True):
+            self.sent[(ack.partition, ack.offset)] = record
+            self.tail.add((ack.partition, ack.offset))
+        self.note(f"tail of {len(tail)} events sent")
+
+    async def collect(self) -> None:
+        stop = StopWhen(quiet_s=None, timeout_s=self.cfg.timeout_s + 120)
+        async for rec in iter_records(self.broker, self.outs, stop=stop):
+            value = json.loads(rec.value or b"null")
+            value["_ts_ms"] = rec.timestamp_ms
+            self.answers.append(value)
+
+    async def kill_one(self) -> None:
+        ready = [
+            (slot, w)
+            for slot, w in sorted(self.slots.items())
+            if w.alive() and await asyncio.to_thread(w.http, "/readyz") == 200
+        ]
+        if not ready:
+            return
+        slot, victim = self.rng.choice(ready)
+        victim.kill()
+        began = time.monotonic()
+        infos = await high_water_marks(self.broker, self.topic, group_id=self.group)
+        committed = {i.partition: i.committed or 0 for i in infos}
+        snapshot_s = time.monotonic() - began
+        self.kills.append(KillRecord(victim.worker_id, self.now(), committed, snapshot_s))
+        self.note(f"SIGKILL {victim.worker_id}")
+        await asyncio.sleep(self.cfg.restart_after_s)
+        self.start_worker(slot)
+
+    async def redis_outage(self) -> None:
+        self.redis.stop()
+        self.note("redis stopped")
+        await asyncio.sleep(self.cfg.redis_down_s)
+        await asyncio.to_thread(self.redis.start)
+        self.redis_restart_ms = int(time.time() * 1000)
+        self.note("redis restarted")
+
+    async def hot_swap(self, version: str = "v2") -> None:
+        argv = [STREAMCLF, "models", "swap", "news", version, "--store", str(self.store)]
+        argv += ["-b", self.broker.bootstrap_servers, "--control-topic", self.control]
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        out, _ = await proc.communicate()
+        self.swap = {"version": version, "exit_code": proc.returncode, "at_s": self.now()}
+        self.note(f"swap news -> {version}: exit {proc.returncode} {out.decode()[-300:]}")
+
+    # -- the run -------------------------------------------------------------------------
+    async def chaos_loop(self, total: int, deadline: float) -> None:
+        """Kill a ready worker every `kill_every_s` while the stream is being answered; the
+        Redis outage at ~30 % answered, the hot swap at ~50 %."""
+        next_kill = time.monotonic() + self.cfg.kill_every_s
+        side: list[asyncio.Task[None]] = []
+        while time.monotonic() < deadline:
+            done = self.answered()
+            if self.produced_all and done >= len(self.sent):
+                break
+            if not self.redis_restart_ms and not side and done >= 0.3 * total:
+                side.append(asyncio.create_task(self.redis_outage()))
+            if not self.swap and done >= 0.5 * total:
+                self.swap = {"pending": True}
+                side.append(asyncio.create_task(self.hot_swap()))
+            if time.monotonic() >= next_kill:
+                await self.kill_one()
+                next_kill = time.monotonic() + self.cfg.kill_every_s
+            await asyncio.sleep(0.2)
+        await asyncio.gather(*side)
+
+    async def settle(self, deadline: float) -> bool:
+        """Until the group has committed everything (nothing left to redo), then 2 s quiet."""
+        while time.monotonic() < deadline:
+            infos = await high_water_marks(self.broker, self.topic, group_id=self.group)
+            if all((i.committed or 0) == i.high_water for i in infos):
+                await asyncio.sleep(2.0)
+                return True
+            await asyncio.sleep(1.0)
+        return False
+
+    async def wait_answered(self, deadline: float) -> None:
+        while time.monotonic() < deadline and self.answered() < len(self.sent):
+            await asyncio.sleep(0.5)
+
+    async def run(self) -> RunFacts:
+        try:
+            return await self._run()
+        finally:  # whatever happened, leave no process behind
+            for worker in self.incarnations:
+                worker.kill()
+            self.redis.stop()
+
+    async def _run(self) -> RunFacts:
+        cfg = self.cfg
+        deadline = self.t0 + cfg.timeout_s
+        await create_topics(self.broker, [self.topic, *self.outs], cfg.partitions)
+        await ensure_control_topics(self.broker, self.control, self.status)
+        await asyncio.to_thread(self.redis.start)
+        for slot in range(cfg.workers):
+            self.start_worker(slot)
+        await self.wait_ready(list(self.slots.values()), 180)
+        self.note("all workers ready")
+        records = list(inputs(cfg.events, cfg.poison_every))
+        collector = asyncio.create_task(self.collect())
+        producer = asyncio.create_task(self.produce(records))
+        producer.add_done_callback(lambda _: setattr(self, "produced_all", True))
+        try:
+            await self.chaos_loop(len(records), deadline)
+            await producer
+            complete = self.answered() >= len(self.sent)
+            self.note("chaos over; every input answered" if complete else "deadline reached")
+            await self.wait_ready(list(self.slots.values()), max(10.0, deadline - time.monotonic()))
+            await self.produce_tail()
+            await self.wait_answered(deadline)
+            settled = await self.settle(deadline)
+        finally:
+            producer.cancel()
+            collector.cancel()
+            await asyncio.gather(producer, collector, return_exceptions=True)
+        health = await self.health()
+        for worker in self.slots.values():  # all at once: they leave the group together
+            worker.signal_stop()
+        exits = {w.worker_id: w.terminate(45) for w in self.slots.values()}
+        self.note("surviving workers stopped")
+        self.redis.stop()
+        return RunFacts(
+            sent=self.sent,
+            answers=self.answers,
+            kills=self.kills,
+            workers_started=len(self.incarnations),
+            workers_initial=cfg.workers,
+            redis_starts=self.redis.starts,
+            redis_restart_ms=self.redis_restart_ms,
+            swap=self.swap,
+            tail=self.tail,
+            settled=settled,
+            health=health,
+            exits=exits,
+            min_kills=cfg.min_kills,
+        )
+
+    async def health(self) -> dict[str, dict[str, int]]:
+        return {
+            w.worker_id: {
+                "healthz": await asyncio.to_thread(w.http, "/healthz"),
+                "readyz": await asyncio.to_thread(w.http, "/readyz"),
+            }
+            for w in self.slots.values()
+        }
+
+
+def make_store(root: Path) -> Path:
+    """A tiny `news` model: v1 active, v2 ready to be swapped in."""
+    from modelstore.labels import PRESET_LABELS
+    from modelstore.presets import init_model
+    from modelstore.store import ModelStore
+
+    store = ModelStore(root)
+    init_model(store, "news", PRESET_LABELS["chinanews"], "tiny", seed=1)
+    init_model(store, "news", PRESET_LABELS["chinanews"], "tiny", seed=7)
+    store.set_active("news", "v1")
+    return root
+
+
+async def chaos_report(cfg: ChaosConfig, broker: KafkaSettings, work: Path) -> dict[str, Any]:
+    """Run the chaos and judge it; the payload of chaos.json (`ok` says whether it passed)."""
+    from benchmarks.chaos.verdict import judge
+
+    began = time.monotonic()
+    chaos = Chaos(cfg, broker, make_store(work / "store"), work)
+    facts = await chaos.run()
+    figures, checks = judge(facts)
+    return {
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "wall_s": round(time.monotonic() - began, 1),
+        "ok": all(checks.values()),
+        "checks": checks,
+        "figures": figures,
+        "config": {k: v for k, v in vars(cfg).items()},
+        "kills": [vars(k) for k in facts.kills],
+        "timeline": chaos.timeline,
+        "logs": str(work / "logs"),
+    }

@@ -1,0 +1,124 @@
+"""The chaos run's figures and checks, from what the topics hold and what the run did."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.chaos.ledger import Coord, account, outcome, uncommitted_window
+from benchmarks.chaos.poison import Input
+
+
+@dataclass(frozen=True)
+class KillRecord:
+    worker_id: str
+    at_s: float
+    committed: dict[int, int]  # the group's committed offsets read right after the kill
+    snapshot_s: float  # how long reading them took (the partitions are frozen meanwhile)
+
+
+@dataclass
+class RunFacts:
+    """What the run did, besides what the topics hold."""
+
+    sent: dict[Coord, Input]
+    answers: list[dict[str, Any]]
+    kills: list[KillRecord]
+    workers_started: int
+    workers_initial: int
+    redis_starts: int
+    redis_restart_ms: int | None
+    swap: dict[str, Any]
+    tail: set[Coord]
+    settled: bool  # committed offsets == high-water marks at the end
+    health: dict[str, dict[str, int]]  # surviving worker -> {healthz, readyz} HTTP status
+    exits: dict[str, int | None]  # surviving worker -> exit code after SIGTERM
+    min_kills: int
+
+
+def _outcomes(facts: RunFacts) -> dict[Coord, Counter[str]]:
+    by_coord: dict[Coord, Counter[str]] = defaultdict(Counter)
+    for a in facts.answers:
+        by_coord[(int(a["source_partition"]), int(a["source_offset"]))][outcome(a)] += 1
+    return by_coord
+
+
+def judge(facts: RunFacts) -> tuple[dict[str, Any], dict[str, bool]]:
+    """(figures, checks): every check must hold for the run to pass."""
+    ledger = account({c: i.event_id for c, i in facts.sent.items()}, facts.answers)
+    outcomes = _outcomes(facts)
+    poison = Counter(i.kind for i in facts.sent.values() if i.kind != "good")
+    poison_kinds: dict[str, Counter[str]] = defaultdict(Counter)
+    good_dead: Counter[str] = Counter()
+    poison_labelled: Counter[str] = Counter()
+    for coord, record in facts.sent.items():
+        got = outcomes.get(coord, Counter())
+        if record.kind == "good":
+            good_dead.update({k: n for k, n in got.items() if k != "labelled"})
+        else:
+            poison_kinds[record.kind].update(got)
+            poison_labelled[record.kind] += got["labelled"]
+    windows = [uncommitted_window(facts.answers, k.worker_id, k.committed) for k in facts.kills]
+    labelled = [a for a in facts.answers if "kind" not in a]
+    versions = Counter(a["version"] for a in labelled)
+    tail_versions = Counter(
+        a["version"]
+        for a in labelled
+        if (int(a["source_partition"]), int(a["source_offset"])) in facts.tail
+    )
+    restart_ms = facts.redis_restart_ms or 2**62
+    cached_after = sum(1 for a in labelled if a.get("cached") and a["_ts_ms"] > restart_ms)
+    figures = {
+        **ledger.figures(),
+        "good_events": sum(1 for i in facts.sent.values() if i.kind == "good"),
+        "poison": sum(poison.values()),
+        "poison_by_class": dict(sorted(poison.items())),
+        "dead_letter_kinds_by_poison_class": {k: dict(v) for k, v in sorted(poison_kinds.items())},
+        "good_events_dead_lettered": dict(good_dead),
+        "poison_labelled": sum(poison_labelled.values()),
+        "kills": len(facts.kills),
+        "restarts": facts.workers_started - facts.workers_initial,
+        "redis_restarts": facts.redis_starts - 1,
+        "swap": facts.swap,
+        "outputs_by_version": dict(sorted(versions.items())),
+        "tail_events_by_version": dict(tail_versions),
+        "cached_outputs_after_redis_restart": cached_after,
+        "uncommitted_windows": windows,
+        "duplicate_bound": sum(windows),
+        "kill_snapshot_max_s": round(max((k.snapshot_s for k in facts.kills), default=0.0), 2),
+        "surviving_workers": facts.health,
+        "exit_codes_after_sigterm": facts.exits,
+        "committed_equals_high_water": facts.settled,
+    }
+    swapped_to = facts.swap.get("version")
+    checks = {
+        "lost == 0": not ledger.lost,
+        "no answer for an input never sent, none with a wrong id": not (
+            ledger.unexpected or ledger.wrong_id
+        ),
+        "every good event labelled, every poison record dead-lettered": not (
+            good_dead or poison_labelled.total() or ledger.mixed
+        ),
+        "duplicates <= sum of the killed workers' uncommitted windows": ledger.duplicates
+        <= sum(windows),
+        f"at least {facts.min_kills} kills, each restarted": len(facts.kills) >= facts.min_kills
+        and facts.workers_started - facts.workers_initial == len(facts.kills),
+        "redis stopped and restarted once, cache used again": facts.redis_starts == 2
+        and cached_after > 0,
+        "hot swap accepted, the tail served by the new version": facts.swap.get("exit_code") == 0
+        and bool(tail_versions)
+        and set(tail_versions) == {swapped_to},
+        "every surviving worker healthy and ready": bool(facts.health)
+        and all(h == {"healthz": 200, "readyz": 200} for h in facts.health.values()),
+        "every surviving worker exits 0 on SIGTERM": all(c == 0 for c in facts.exits.values()),
+        "nothing left to redo (committed == high-water)": facts.settled,
+    }
+    return figures, checks
+
+
+def summary(figures: Mapping[str, Any]) -> str:
+    keys = ["events", "poison", "kills", "restarts", "redis_restarts", "outputs", "dead_letters"]
+    keys += ["duplicates", "duplicate_bound", "lost"]
+    return ", ".join(f"{k} {figures[k]}" for k in keys)

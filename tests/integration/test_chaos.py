@@ -1,0 +1,30 @@
+"""The short chaos run (`make chaos` runs the full one): three workers on four partitions,
+one SIGKILLed every few seconds and restarted, the private Redis stopped and restarted, a hot
+swap, poison records of every class; nothing lost, duplicates within the killed workers'
+uncommitted windows, every surviving worker healthy."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.chaos.run import ChaosConfig, chaos_report
+from tests.integration.delivery_record import record
+
+pytestmark = pytest.mark.integration
+
+SHORT = ChaosConfig(
+    events=1500, poison_every=25, rate_per_s=60.0, kill_every_s=4.0, min_kills=3, timeout_s=240
+)
+
+
+async def test_short_chaos_run_loses_nothing(broker, tmp_path):
+    payload = await chaos_report(SHORT, broker, tmp_path)
+    figures = payload["figures"]
+    keep = ["events", "poison", "kills", "restarts", "redis_restarts", "outputs"]
+    keep += ["dead_letters", "dead_letters_by_kind", "duplicates", "duplicate_bound", "lost"]
+    record("chaos_short", {k: figures[k] for k in keep} | {"wall_s": payload["wall_s"]})
+    failed = [name for name, held in payload["checks"].items() if not held]
+    assert not failed, f"failed: {failed}\n{json.dumps(figures, indent=1)[:4000]}\nlogs: {tmp_path}"
+    assert figures["poison_by_class"].keys() >= {"lone_surrogate_text", "nul_only", "tombstone"}
