@@ -45,7 +45,7 @@ bench-quick: install
 # 20,000 events, 3 workers killed and restarted, Redis restarted, a hot swap, poison records:
 # writes benchmarks/results/chaos.json (the short version runs in `make test`).
 chaos: install
-	$(PY) -m benchmarks.chaos
+	$(PY) -m benchmarks.chaos; status=$$?; $(PY) -m benchmarks.chaos.readme --write; exit $$status
 
 clean:
 	rm -rf $(VENV) .streamclf .pytest_cache

@@ -72,12 +72,13 @@ def readme_section(payload: dict[str, Any], source: str = "results/latest.json")
     )
 
 
-def replace_section(readme_text: str, section: str) -> str:
-    """`readme_text` with its marked results section replaced by `section`."""
-    start, end = readme_text.find(START), readme_text.find(END)
+def replace_section(readme_text: str, section: str, markers: tuple[str, str] = (START, END)) -> str:
+    """`readme_text` with its marked section (markers included) replaced by `section`."""
+    first, last = markers
+    start, end = readme_text.find(first), readme_text.find(last)
     if start < 0 or end < start:
-        raise ValueError(f"the README has no {START} ... {END} section")
-    return readme_text[:start] + section + readme_text[end + len(END) :]
+        raise ValueError(f"the README has no {first} ... {last} section")
+    return readme_text[:start] + section + readme_text[end + len(last) :]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,3 +38,17 @@ def test_write_then_check_round_trip(tmp_path) -> None:
 def test_a_readme_without_markers_is_an_error() -> None:
     with pytest.raises(ValueError, match="results:start"):
         replace_section("no markers here", "x")
+
+
+def test_main_readme_chaos_paragraph_is_generated_from_chaos_json() -> None:
+    from benchmarks.chaos import readme
+
+    payload = json.loads(readme.CHAOS_JSON.read_text()) if readme.CHAOS_JSON.exists() else None
+    text = readme.README.read_text()
+    first, last = readme.MARKERS
+    assert text.count(first) == 1 and text.count(last) == 1
+    current = text[text.index(first) : text.index(last) + len(last)]
+    assert current == readme.section(payload), (
+        "README.md is stale: run `python -m benchmarks.chaos.readme --write`"
+    )
+    assert readme.main(["--check"]) == 0
