@@ -27,7 +27,15 @@ EXIT_UNAVAILABLE = 3
 
 
 def kafka_settings(bootstrap: str | None = None) -> KafkaSettings:
-    return KafkaSettings(bootstrap_servers=bootstrap) if bootstrap else KafkaSettings()
+    """The Kafka settings (env, then `bootstrap`); the embedded broker gets no idempotence."""
+    from admin.localstack import IDEMPOTENCE_ENV, uses_local_broker
+
+    settings = KafkaSettings(bootstrap_servers=bootstrap) if bootstrap else KafkaSettings()
+    if IDEMPOTENCE_ENV not in os.environ and uses_local_broker(
+        settings.bootstrap_servers, state_dir()
+    ):
+        return settings.model_copy(update={"enable_idempotence": False})
+    return settings
 
 
 def model_store(path: Path | None = None) -> ModelStore:

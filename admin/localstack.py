@@ -64,8 +64,26 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+# tansu 0.6 (memory storage) answers InitProducerId with an error, so an idempotent producer
+# cannot start against it. Clients of the embedded broker produce without idempotence; every
+# other broker gets the default (on). See docs/operations.md.
+IDEMPOTENCE_ENV = "STREAMCLF_KAFKA_ENABLE_IDEMPOTENCE"
+
+
+def uses_local_broker(address: str, state_dir: Path) -> bool:
+    """True when `address` is an embedded broker started by `streamclf stack up` from here."""
+    host, _, port = address.rpartition(":")
+    if host not in ("127.0.0.1", "localhost") or not port.isdigit():
+        return False
+    return LocalBroker(state_dir, port=int(port)).state().running
+
+
 class LocalBroker:
-    """Start, stop and report a tansu broker on `host:port` with in-memory storage."""
+    """Start, stop and report a tansu broker on `host:port` with in-memory storage.
+
+    Starting one also sets STREAMCLF_KAFKA_ENABLE_IDEMPOTENCE=false in this process (unless it
+    is set), so the clients and child processes that use it can produce (see above).
+    """
 
     def __init__(self, state_dir: Path, host: str = "127.0.0.1", port: int = 19092) -> None:
         self.state_dir = state_dir
@@ -92,6 +110,7 @@ class LocalBroker:
         )
 
     def start(self, timeout_s: float = 15.0) -> BrokerState:
+        os.environ.setdefault(IDEMPOTENCE_ENV, "false")
         current = self.state()
         if current.running:
             return current

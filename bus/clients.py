@@ -10,9 +10,11 @@ from bus.settings import KafkaSettings
 
 
 def make_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
-    """A producer that waits for all in-sync replicas (`acks=all`) before a send counts."""
+    """An idempotent producer (retries write once) that waits for all in-sync replicas
+    (`acks=all`) before a send counts."""
     kwargs: dict[str, Any] = dict(
         acks="all",
+        enable_idempotence=settings.enable_idempotence,
         linger_ms=2,
         max_request_size=settings.max_message_bytes,
         max_batch_size=1024 * 1024,

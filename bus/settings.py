@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,7 +15,7 @@ class KafkaSettings(BaseSettings):
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    sasl_password: SecretStr | None = None  # never in a repr, a log or a status
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
@@ -23,6 +24,9 @@ class KafkaSettings(BaseSettings):
     request_timeout_ms: int = 30_000
     max_message_bytes: int = 16 * 1024 * 1024
     client_id: str = "streamclf"
+    # Idempotent producer: a retried send is written once. The local broker (tansu) and Kafka
+    # both support it; turn it off only for a broker that answers InitProducerId with an error.
+    enable_idempotence: bool = True
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments shared by aiokafka's producer, consumer and admin client."""
@@ -42,6 +46,8 @@ class KafkaSettings(BaseSettings):
             kwargs.update(
                 sasl_mechanism=self.sasl_mechanism or "PLAIN",
                 sasl_plain_username=self.sasl_username,
-                sasl_plain_password=self.sasl_password,
+                sasl_plain_password=(
+                    self.sasl_password.get_secret_value() if self.sasl_password else None
+                ),
             )
         return kwargs

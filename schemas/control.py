@@ -11,17 +11,16 @@ skips it with a log line (see `bus.control.unknown_type`).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from typing import TYPE_CHECKING, Annotated, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
+
+from schemas.signing import Signed
 
 
-class ControlCommand(BaseModel):
+class ControlCommand(Signed):
     """Base of every control command; subclasses define `type`, `model`, `requested_at_ms`."""
 
-    signature: str | None = None
     sequence: int | None = None
     if TYPE_CHECKING:  # declared by every subclass, after its `type` (keeps signed payloads)
         model: str
@@ -32,20 +31,9 @@ class ControlCommand(BaseModel):
         """Where the command stands among this model's commands (higher is newer)."""
         return self.sequence if self.sequence is not None else self.requested_at_ms
 
-    def signing_payload(self) -> bytes:
+    def unsigned_fields(self) -> set[str]:
         # An unset sequence is left out, so signatures made before it existed still verify.
-        exclude = {"signature"} | ({"sequence"} if self.sequence is None else set())
-        return self.model_dump_json(exclude=exclude).encode()
-
-    def signed(self, key: str) -> Self:
-        sig = hmac.new(key.encode(), self.signing_payload(), hashlib.sha256).hexdigest()
-        return self.model_copy(update={"signature": sig})
-
-    def verify(self, key: str) -> bool:
-        if not self.signature:
-            return False
-        expected = hmac.new(key.encode(), self.signing_payload(), hashlib.sha256).hexdigest()
-        return hmac.compare_digest(expected, self.signature)
+        return {"signature"} | ({"sequence"} if self.sequence is None else set())
 
     def record_key(self) -> str:
         """The control topic's record key: compaction keeps the latest command per key."""

@@ -6,8 +6,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.signing import Signed
 
-class TrainJob(BaseModel):
+
+class TrainJob(Signed):
+    """A training job. Paths are relative to the trainer's data root (or inside it). A job
+    with `promote: true` must be signed with the control key, like a control command."""
+
     model_config = ConfigDict(protected_namespaces=())
 
     job_id: str

@@ -1,4 +1,8 @@
-"""Reading training data: UER TSV and JSON lines, with errors that name file, line and reason."""
+"""Reading training data: UER TSV and JSON lines, with errors that name file, line and reason.
+
+An error about a file names the line and the column and says what is wrong, but never quotes
+the file: a job may name a file it should not read, and errors travel on the results topic.
+"""
 
 from __future__ import annotations
 
@@ -39,26 +43,31 @@ class Dataset:
         return dict(sorted(Counter(e.label for e in self.examples).items()))
 
 
-def _label_from_id(raw: str | int, labels: Sequence[str]) -> int:
+def _label_from_id(raw: str | int, labels: Sequence[str], quote: bool = False) -> int:
+    what = f"bad label {raw!r}" if quote else "column label"
     try:
         label = int(raw)
     except (TypeError, ValueError):
-        raise ValueError(f"bad label {raw!r}: not an integer id") from None
+        raise ValueError(f"{what}: not an integer id") from None
     if isinstance(raw, bool) or not 0 <= label < len(labels):
-        raise ValueError(f"bad label {raw!r}: ids go from 0 to {len(labels) - 1}")
+        raise ValueError(f"{what}: ids go from 0 to {len(labels) - 1}")
     return label
 
 
-def parse_label(raw: object, labels: Sequence[str]) -> int:
-    """An id (int or digit string) or a label name -> the label id."""
+def parse_label(raw: object, labels: Sequence[str], quote: bool = True) -> int:
+    """An id (int or digit string) or a label name -> the label id.
+
+    `quote` puts the value in the error (a feedback event's own label); rows of files never.
+    """
     if isinstance(raw, str) and raw in labels:
         return labels.index(raw)
     if isinstance(raw, int) and not isinstance(raw, bool):
-        return _label_from_id(raw, labels)
+        return _label_from_id(raw, labels, quote)
     if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
-        return _label_from_id(raw.strip(), labels)
+        return _label_from_id(raw.strip(), labels, quote)
     shown = ", ".join(labels[:8]) + (", ..." if len(labels) > 8 else "")
-    raise ValueError(f"bad label {raw!r}: not an id or one of the model's labels ({shown})")
+    what = f"bad label {raw!r}" if quote else "column label"
+    raise ValueError(f"{what}: not an id or one of the model's labels ({shown})")
 
 
 def _text(value: object, column: str) -> str:
@@ -77,7 +86,10 @@ def _tsv_rows(path: Path, labels: Sequence[str]) -> Iterator[tuple[int, Example 
         columns = {name.strip(): i for i, name in enumerate(header)}
         if "label" not in columns or "text_a" not in columns:
             raise DataError(
-                str(path), 1, f"header must name 'label' and 'text_a' columns, got {header!r}"
+                str(path),
+                1,
+                f"the header must name the columns 'label' and 'text_a' (it has {len(header)} "
+                "tab-separated cells)",
             )
         for lineno, line in enumerate(fh, start=2):
             line = line.rstrip("\r\n")
@@ -117,7 +129,7 @@ def _jsonl_rows(path: Path, labels: Sequence[str]) -> Iterator[tuple[int, Exampl
                     raise ValueError("not a JSON object")
                 if "label" not in row:
                     raise ValueError("missing column label")
-                label = parse_label(row["label"], labels)
+                label = parse_label(row["label"], labels, quote=False)
                 text = _text(row.get("text"), "text")
                 pair = row.get("text_pair")
                 pair = _text(pair, "text_pair") if pair is not None else None

@@ -15,13 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from bus.clients import make_consumer, make_producer
 from bus.settings import KafkaSettings
 from bus.topics import create_topics
+from bus.types import ConsumerRecord, Producer, TopicPartition
 from modelstore.exceptions import ModelStoreError
 from modelstore.store import ModelStore
 from schemas.training import Feedback, TrainJob, TrainResult
@@ -37,6 +36,7 @@ from trainer.exceptions import (
     TrainingInterrupted,
 )
 from trainer.feedback import FeedbackLog, build_round, original_train_file
+from trainer.jobs import check_promotion, confined_paths, redact, secret_values
 from trainer.promote import check_gate, request_swap
 from trainer.settings import TrainerSettings
 from trainer.train import TrainOutcome, train
@@ -85,7 +85,11 @@ class TrainerService:
         self.store = ModelStore(settings.model_store)
         self.feedback = FeedbackLog(self.store)
         self.stop_training = threading.Event()
-        self._producer: AIOKafkaProducer | None = None
+        self._producer: Producer | None = None
+        password = kafka.sasl_password
+        self._secrets = secret_values(
+            [settings.control_key_value(), password.get_secret_value() if password else None]
+        )
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         s = self.settings
@@ -127,7 +131,8 @@ class TrainerService:
 
     async def publish(self, result: TrainResult) -> None:
         assert self._producer is not None
-        result = result.model_copy(update={"at_ms": int(time.time() * 1000)})
+        update = {"at_ms": int(time.time() * 1000), "error": redact(result.error, self._secrets)}
+        result = result.model_copy(update=update)
         metrics.RESULTS.labels(result.status).inc()
         await self._producer.send_and_wait(
             self.settings.results_topic,
@@ -172,17 +177,16 @@ class TrainerService:
             if unknown:
                 await self._invalid(record, f"unknown hyper-parameters {unknown}", job.model)
                 return
+            check_promotion(job, self.settings.control_key_value())
+            paths = confined_paths(job, self.settings.data_root)
             config = TrainConfig(
-                model=job.model,
-                train=job.train,
-                dev=job.dev,
-                test=job.test,
-                base_version=job.base_version,
-                base_dir=job.base_dir,
-                **job.hyperparameters,
+                model=job.model, base_version=job.base_version, **paths, **job.hyperparameters
             )
         except ValidationError as exc:
             await self._invalid(record, f"malformed training job: {_errors(exc)}")
+            return
+        except JobError as exc:
+            await self._invalid(record, str(exc), job.model)
             return
         await self._train(job.job_id, config, job.promote)
 

@@ -29,6 +29,9 @@ class TrainerSettings(BaseSettings):
     feedback_epochs: int = Field(default=2, ge=1)
     feedback_promote: bool = True
 
+    # Files named by jobs on the jobs topic must lie inside this directory.
+    data_root: Path = Path(".streamclf/data")
+
     progress_interval_s: float = 5.0
     metrics_port: int | None = None
 

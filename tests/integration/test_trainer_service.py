@@ -77,6 +77,8 @@ async def test_service_jobs_feedback_and_swap(broker: KafkaSettings, uid: str, t
         control_topic=f"control-{uid}",
         group_id=f"trainer-{uid}",
         model_store=store.root,
+        data_root=tmp_path / "data",
+        control_key="signing-key",
         feedback_threshold=6,
         replay_sample=10,
         feedback_epochs=1,
@@ -87,10 +89,11 @@ async def test_service_jobs_feedback_and_swap(broker: KafkaSettings, uid: str, t
     stop = asyncio.Event()
     service = asyncio.create_task(TrainerService(settings, broker).run(stop))
     try:
-        job = TrainJob(job_id="job-1", model="sent", train=str(splits["train"]),
+        job = TrainJob(job_id="job-1", model="sent", train="train.tsv",
                        dev=str(splits["dev"]), hyperparameters=FAST, promote=True)  # fmt: skip
+        job = job.signed("signing-key")
         bad_hp = job.model_copy(update={"job_id": "job-2", "hyperparameters": {"epochz": 1}})
-        missing = job.model_copy(update={"job_id": "job-3", "train": str(tmp_path / "nope.tsv")})
+        missing = job.model_copy(update={"job_id": "job-3", "train": "nope.tsv", "promote": False})
         await send(broker, settings.jobs_topic, [
             b"this is not json", b'{"job_id": "job-0"}', job.model_dump_json().encode(),
             bad_hp.model_dump_json().encode(), missing.model_dump_json().encode(),

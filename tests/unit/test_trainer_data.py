@@ -36,12 +36,12 @@ def test_tsv_columns_found_by_header(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "line", "reason"),
     [
-        ("label\ttext_a\n1\t好\n7\t坏\n", 3, "bad label '7'"),
-        ("label\ttext_a\n1\t好\nx\t坏\n", 3, "bad label 'x'"),
+        ("label\ttext_a\n1\t好\n7\t坏\n", 3, "column label: ids go from 0 to 2"),
+        ("label\ttext_a\n1\t好\nx\t坏\n", 3, "column label: not an integer id"),
         ("label\ttext_a\n1\t好\n0\n", 3, "missing column text_a"),
         ("label\ttext_a\n1\t  \n", 2, "empty text in text_a"),
         ("label\ttext_a\ttext_b\n1\t好\t\n", 2, "empty text in text_b"),
-        ("text\tlabel\n1\t好\n", 1, "header must name 'label' and 'text_a'"),
+        ("text\tlabel\n1\t好\n", 1, "header must name the columns 'label' and 'text_a'"),
     ],
 )
 def test_tsv_errors_name_file_line_reason(
@@ -53,6 +53,7 @@ def test_tsv_errors_name_file_line_reason(
     assert info.value.line == line
     assert str(info.value).startswith(f"{path}:{line}: ")
     assert reason in str(info.value)
+    assert "坏" not in str(info.value) and "'x'" not in str(info.value), "quotes the file"
 
 
 def test_jsonl_ids_and_names(tmp_path: Path) -> None:
@@ -72,8 +73,8 @@ def test_jsonl_ids_and_names(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("row", "reason"),
     [
-        ('{"text": "好", "label": "great"}', "bad label 'great'"),
-        ('{"text": "好", "label": 3}', "bad label 3"),
+        ('{"text": "好", "label": "great"}', "column label: not an id or"),
+        ('{"text": "好", "label": 3}', "column label: ids go from"),
         ('{"text": "好"}', "missing column label"),
         ('{"label": 1}', "missing column text"),
         ('{"text": "", "label": 1}', "empty text in text"),
