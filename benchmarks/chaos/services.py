@@ -83,6 +83,7 @@ class Worker:
     metrics_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
+    stopping: bool = False
 
     def start(self) -> Worker:
         env = {**os.environ, **self.env, "STREAMCLF_METRICS_PORT": str(self.metrics_port)}
@@ -108,16 +109,17 @@ class Worker:
             self.proc.wait(10)
 
     def signal_stop(self) -> None:
-        if self.alive():
+        """One SIGTERM (a second one during its teardown would end it the hard way)."""
+        if self.alive() and not self.stopping:
             assert self.proc is not None
             self.proc.send_signal(signal.SIGTERM)
+            self.stopping = True
 
     def terminate(self, timeout_s: float) -> int | None:
-        """SIGTERM and wait; the exit code, or None when it had to be killed."""
+        """SIGTERM (once) and wait; the exit code, or None when it had to be killed."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        self.signal_stop()
         try:
             return self.proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
