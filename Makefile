@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q --upgrade pip
 	# torch first, exactly this spec (a CPU wheel); the project's range is then satisfied.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[local,dev]'
+	$(PIP) install -q -e '.[local,dev,onnx]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "card.json"
 TOMBSTONES_FILE = "deleted.json"
 _VERSION_NUM = re.compile(r"^v(\d+)$")
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> str:
@@ -67,8 +69,9 @@ def _version_key(version: str) -> tuple[int, str]:
 class ModelStore:
     """A directory of versioned classifiers. Versions are immutable once written."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], export_onnx: bool = True) -> None:
         self.root = Path(root)
+        self.export_onnx = export_onnx  # ONNX graphs for new versions (when the extra is installed)
 
     # -- paths -------------------------------------------------------------------------
     def model_dir(self, model: str) -> Path:
@@ -208,6 +211,8 @@ class ModelStore:
             card = write(tmp)
             if not (tmp / WEIGHTS_FILE).is_file():
                 raise UnsafeWeights(f"new version of {model!r} has no {WEIGHTS_FILE}")
+            if self.export_onnx:
+                self._export_graphs(model, tmp)
             for _ in range(100):
                 version = version or self.next_version(model)
                 validate_name(version, "version")
@@ -236,6 +241,16 @@ class ModelStore:
     def _activate_first(self, model: str, version: str) -> None:
         if self.active(model) is None and self.versions(model) == [version]:
             self.set_active(model, version)
+
+    def _export_graphs(self, model: str, tmp: Path) -> None:
+        """ONNX graphs beside the weights; a failed export is logged, the version still stored
+        (the worker then runs torch and tries the export again at load)."""
+        from modelstore.onnx_export import OnnxExportError, ensure_onnx
+
+        try:
+            ensure_onnx(tmp)
+        except OnnxExportError as exc:
+            log.warning("new version of %s stored without ONNX graphs: %s", model, exc)
 
     def delete(self, model: str, version: str) -> None:
         """Remove a version and leave a tombstone, so that its name is never reused."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.engine import EngineChoice
+
 
 class SwapResult(BaseModel):
     model: str
@@ -53,3 +55,6 @@ class WorkerStatus(BaseModel):
     control_signed: bool | None = None  # False: this worker accepts unsigned control commands
     rollouts: list[RolloutStatus] = Field(default_factory=list)
     ready: bool = False
+    # model -> backend/precision of its active version, agreement with fp32, probe speed
+    # (added later: old readers ignore it, old heartbeats read as empty)
+    engines: dict[str, EngineChoice] = Field(default_factory=dict)

@@ -96,6 +96,7 @@ class Worker:
             self.store.require(model, version),
             device=s.device,
             dtype=s.dtype,
+            engine=s.engine,
             max_length=s.max_length,
             max_batch_tokens=s.max_padded_tokens or 0,
             top_k=s.top_k,

@@ -1,16 +1,18 @@
-"""The inference engine: owns one model version, its device and dtype; classifies batches.
+"""The inference engine: owns one model version, its tokenizer and the backend it runs on.
 
-`predict` is synchronous and meant to run in the engine's own thread (see `run_in_thread`):
-it tokenizes a batch without padding, sorts by length, cuts it into sub-batches under a
-token budget (`max_len_in_sub_batch * rows <= max_batch_tokens`), pads each one, and runs
-them under `torch.inference_mode()`. A sub-batch that runs out of memory is split in halves.
+`prepare` (tokenize, sort by length, cut under the padded-token budget, pad; see
+`worker/encoding.py`) and `run` (the backend's forward passes, probabilities, predictions)
+are separate so that the next batch is tokenized in one thread while the current one runs in
+the engine's own thread; `predict` does both. The backend is chosen at load
+(`worker/engine_select.py`): by setting, or by measurement and agreement with fp32 torch. A
+sub-batch that runs out of memory is split in halves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,13 +20,46 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from modelstore.loading import load_classifier
+from modelstore.loading import load_config_and_tokenizer, load_model, verify_weights
+from modelstore.onnx_export import (
+    OnnxExportError,
+    ensure_onnx,
+    onnx_available,
+    read_manifest,
+    verified_path,
+)
+from modelstore.probes import ProbeSet, probe_set
+from schemas.engine import EngineChoice
+from worker import encoding
+from worker.backends.base import REFERENCE, Backend, BackendUnavailable, InferenceFailed, Spec
+from worker.backends.onnx_backend import OnnxBackend
+from worker.backends.torch_backend import TorchBackend
+from worker.encoding import BatchStats, Prepared, SubBatch
+from worker.engine_select import (
+    PrecisionRefused,
+    candidate_specs,
+    choice_key,
+    choose,
+    key_parts,
+    needs_measuring,
+    read_cached,
+    write_cached,
+)
 
+__all__ = [
+    "BatchStats",
+    "EngineThread",
+    "InferenceEngine",
+    "InferenceFailed",
+    "PrecisionRefused",
+    "Prediction",
+    "Prepared",
+]
 log = logging.getLogger(__name__)
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PROBE_ROWS = 16  # rows per probe batch, length-sorted
 
 
 @dataclass(frozen=True)
@@ -36,40 +71,10 @@ class Prediction:
     truncated: bool = False
 
 
-@dataclass
-class BatchStats:
-    rows: int = 0
-    sub_batches: int = 0
-    real_tokens: int = 0
-    padded_tokens: int = 0
-    seconds: float = 0.0
-
-    @property
-    def padding_fraction(self) -> float:
-        return 1.0 - self.real_tokens / self.padded_tokens if self.padded_tokens else 0.0
-
-
-class InferenceFailed(RuntimeError):
-    """One input could not be classified even alone (e.g. out of memory)."""
-
-
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """fp32 on CPU unless asked; bf16 on CUDA when supported, else fp16."""
-    if dtype != "auto":
-        return DTYPES[dtype]
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
-
-
-def _is_oom(exc: BaseException) -> bool:
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
 @dataclass
@@ -78,226 +83,201 @@ class InferenceEngine:
 
     model_dir: Path
     device: str = "auto"
-    dtype: str = "auto"
+    dtype: str = "auto"  # auto | fp32 | bf16 | fp16 | int8
+    engine: str = "torch"  # torch | onnx | auto (measure, take the fastest that agrees)
     max_length: int = 512
-    max_batch_tokens: int = (
-        0  # padded tokens per forward pass; 0 = by device (CPU 1024, CUDA 16384)
-    )
+    max_batch_tokens: int = 0  # padded tokens per forward pass; 0 = CPU 1024, CUDA 16384
     top_k: int = 5
     sort_by_length: bool = True
     expected_sha256: str | None = None
     min_dtype_agreement: float = 0.99
+    cache_choice: bool = True  # reuse / record the choice in the version's engine-choice.json
     last_stats: BatchStats = field(default_factory=BatchStats)
 
     def __post_init__(self) -> None:
+        self.model_dir = Path(self.model_dir)
         self.torch_device = resolve_device(self.device)
-        self.torch_dtype = resolve_dtype(self.dtype, self.torch_device)
         if not self.max_batch_tokens:
             self.max_batch_tokens = 16384 if self.torch_device.type == "cuda" else 1024
-        model, self.tokenizer = load_classifier(Path(self.model_dir), self.expected_sha256)
-        self.max_length = min(self.max_length, int(model.config.max_position_embeddings))
-        self.id2label = {int(k): v for k, v in model.config.id2label.items()}
+        self.weights_sha256 = verify_weights(self.model_dir, self.expected_sha256)
+        config, self.tokenizer = load_config_and_tokenizer(self.model_dir)
+        self.max_length = min(self.max_length, int(config.max_position_embeddings))
+        self.id2label = {int(k): v for k, v in config.id2label.items()}
         self.num_labels = len(self.id2label)
-        self.problem_type = getattr(model.config, "problem_type", None)
-        self.model = model.to(self.torch_device)
-        self.dtype_agreement: float | None = None
-        if self.torch_dtype != torch.float32:
-            self._cast_with_agreement_check()
+        self.problem_type = getattr(config, "problem_type", None)
+        self._fp32: Any = None  # the HF model, loaded only when a torch backend needs it
+        self.backend, self.choice = self._select()
+        self._fp32 = None  # the backend keeps what it runs on
+        reduced = Spec(self.choice.backend, self.choice.precision) != REFERENCE
+        self.dtype_agreement = self.choice.agreement if reduced else None
+        log.info("%s: engine %s", self.model_dir, self.choice.summary())
+        for c in self.choice.candidates:
+            log.info("  candidate %s %s: %s texts/s, agreement %s, %s", c.backend, c.precision,
+                     _n(c.texts_per_s), _n(c.agreement, 4), c.reason or ("accepted" if c.accepted else "-"))  # fmt: skip
 
-    # -- precision ---------------------------------------------------------------------
-    def _cast_with_agreement_check(self) -> None:
-        """Reduced precision is opt-in and checked: top-1 must agree with fp32 on probes."""
-        probes = [
-            "北京上个月召开了两会",
-            "这家酒店的服务非常好，房间干净，下次还会再来。",
-            "国足再次输球，球迷失望透顶",
-            "央行宣布下调存款准备金率0.5个百分点",
-            "质量太差了，用了两天就坏了，不推荐购买",
-            "新电影票房突破十亿元",
-            "台风即将登陆，沿海地区做好防范",
-            "这本书写得很一般，没什么新意",
-        ]
-        reference = self._logits(probes, [None] * len(probes))
-        self.model = self.model.to(self.torch_dtype)
-        reduced = self._logits(probes, [None] * len(probes))
-        agree = (reference.argmax(-1) == reduced.argmax(-1)).float().mean().item()
-        self.dtype_agreement = agree
-        if agree < self.min_dtype_agreement:
-            raise InferenceFailed(
-                f"{self.model_dir}: {self.torch_dtype} top-1 agreement with fp32 is {agree:.3f} "
-                f"< {self.min_dtype_agreement}; refusing reduced precision"
+    def identity_fields(self) -> dict[str, Any]:
+        """The settings that change this engine's answers (part of its cache identity)."""
+        return {
+            "top_k": self.top_k,
+            "max_length": self.max_length,
+            "backend": self.choice.backend,
+            "precision": self.choice.precision,
+            "device": self.torch_device.type,
+        }
+
+    # -- choosing the backend -----------------------------------------------------------
+    def _select(self) -> tuple[Backend, EngineChoice]:
+        specs, mode = candidate_specs(self.engine, self.dtype, self.torch_device, onnx_available())
+        device = str(self.torch_device)
+        if not needs_measuring(specs):
+            return self._build(REFERENCE, copy=False), EngineChoice(
+                backend="torch", precision="fp32", device=device, mode=mode
             )
-        log.info(
-            "%s: %s agrees with fp32 on %.1f%% of probes",
-            self.model_dir,
-            self.torch_dtype,
-            agree * 100,
+        probes = probe_set(self.model_dir)
+        key = choice_key(self._key_settings(specs, probes))
+        cached = read_cached(self.model_dir, key) if self.cache_choice else None
+        if cached is not None and Spec(cached.backend, cached.precision) in specs:
+            try:
+                backend = self._build(Spec(cached.backend, cached.precision), copy=False)
+                return backend, cached.model_copy(update={"cached": True})
+            except BackendUnavailable as exc:
+                log.warning("%s: cached choice unusable (%s); measuring", self.model_dir, exc)
+        backend, choice = choose(
+            specs,
+            mode,
+            lambda spec: self._build(spec, copy=True),
+            self._probe_batches(probes),
+            self._probabilities,
+            self.min_dtype_agreement,
+        )
+        choice = choice.model_copy(
+            update={"device": device, "probe_source": probes.source, "key": key}
+        )
+        if self.cache_choice:
+            write_cached(self.model_dir, choice)
+        return backend, choice
+
+    def _key_settings(self, specs: list[Spec], probes: ProbeSet) -> dict[str, Any]:
+        manifest = read_manifest(self.model_dir)
+        digest = hashlib.sha256(repr((probes.texts, probes.pairs)).encode()).hexdigest()
+        return key_parts(
+            weights=self.weights_sha256,
+            graphs=[f.sha256 for f in manifest.files] if manifest else None,
+            specs=[str(s) for s in specs],
+            min_agreement=self.min_dtype_agreement,
+            device=str(self.torch_device),
+            max_length=self.max_length,
+            probes=digest,
         )
 
-    # -- classification ----------------------------------------------------------------
+    def _fp32_model(self) -> Any:
+        if self._fp32 is None:
+            self._fp32 = load_model(self.model_dir)
+        return self._fp32
+
+    def _build(self, spec: Spec, copy: bool) -> Backend:
+        if spec.backend == "torch":
+            return TorchBackend(self._fp32_model(), self.torch_device, spec.precision, copy)
+        on_cpu = self._fp32 is not None and next(self._fp32.parameters()).device.type == "cpu"
+        try:
+            manifest = ensure_onnx(self.model_dir, self._fp32 if on_cpu else None)
+            if manifest is None:
+                raise BackendUnavailable("onnx/onnxruntime not installed (the `onnx` extra)")
+            graph = verified_path(self.model_dir, spec.precision, manifest)
+        except OnnxExportError as exc:
+            raise BackendUnavailable(str(exc)) from exc
+        return OnnxBackend(graph, spec.precision, torch.get_num_threads())
+
+    def _probe_batches(self, probes: ProbeSet) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        prepared = encoding.prepare(
+            self.tokenizer, probes.texts, probes.pairs, self.max_length, 1 << 30, PROBE_ROWS
+        )
+        return [(s.ids, s.types, s.mask) for s in prepared.sub_batches]
+
+    # -- classification ------------------------------------------------------------------
     def warm_up(self) -> None:
         """Run one small batch so the first real batch pays no lazy-initialisation cost."""
         self.predict(["预热文本", "warm up"], [None, "第二句"])
+
+    def prepare(self, texts: Sequence[str], pairs: Sequence[str | None] | None = None) -> Prepared:
+        """Tokenize, sort, cut and pad a batch (thread-safe; no model involved)."""
+        started = time.perf_counter()
+        prepared = encoding.prepare(
+            self.tokenizer, texts, pairs, self.max_length, self.max_batch_tokens,
+            sort=self.sort_by_length,
+        )  # fmt: skip
+        prepared.stats.prepare_seconds = time.perf_counter() - started
+        return prepared
+
+    def run(self, prepared: Prepared) -> list[Prediction]:
+        """Classify a prepared batch; results in input order."""
+        started = time.perf_counter()
+        probs = np.zeros((prepared.size, self.num_labels), dtype=np.float32)
+        for sub in prepared.sub_batches:
+            self._run_sub_batch(sub, probs)
+        prepared.stats.seconds = time.perf_counter() - started
+        self.last_stats = prepared.stats
+        return [self._prediction(probs[i], t) for i, t in enumerate(prepared.truncated)]
 
     def predict(
         self, texts: Sequence[str], pairs: Sequence[str | None] | None = None
     ) -> list[Prediction]:
         """Classify texts (and optional text pairs); results in input order."""
-        started = time.perf_counter()
-        pairs = list(pairs) if pairs is not None else [None] * len(texts)
-        encoded = self._encode(texts, pairs)
-        order = list(range(len(texts)))
-        if self.sort_by_length:
-            order.sort(key=lambda i: len(encoded[i]["input_ids"]))
-        stats = BatchStats(rows=len(texts))
-        probs: list[torch.Tensor | None] = [None] * len(texts)
-        for chunk in self._chunks(order, encoded):
-            for index, row in zip(chunk, self._run_chunk(chunk, encoded, stats), strict=True):
-                probs[index] = row
-        stats.seconds = time.perf_counter() - started
-        self.last_stats = stats
-        return [self._prediction(p, encoded[i]["truncated"]) for i, p in enumerate(probs)]
+        return self.run(self.prepare(texts, pairs))
 
-    def _encode(self, texts: Sequence[str], pairs: list[str | None]) -> list[dict[str, Any]]:
-        """Tokenize without padding. One tokenizer call per kind (single / pair); only rows
-        longer than `max_length` are tokenized again with truncation (and flagged)."""
-        rows: list[dict[str, Any] | None] = [None] * len(texts)
-        singles = [i for i, p in enumerate(pairs) if p is None]
-        doubles = [i for i, p in enumerate(pairs) if p is not None]
-        for group, with_pair in ((singles, False), (doubles, True)):
-            if not group:
-                continue
-            a = [texts[i] for i in group]
-            b = [pairs[i] for i in group] if with_pair else None
-            enc = self.tokenizer(a, b, truncation=False, return_attention_mask=False)
-            for j, i in enumerate(group):
-                ids = enc["input_ids"][j]
-                types = enc["token_type_ids"][j] if "token_type_ids" in enc else [0] * len(ids)
-                truncated = len(ids) > self.max_length
-                if truncated:
-                    one = self.tokenizer(
-                        a[j],
-                        b[j] if b else None,
-                        truncation="longest_first",
-                        max_length=self.max_length,
-                        return_attention_mask=False,
-                    )
-                    ids = one["input_ids"]
-                    types = one.get("token_type_ids", [0] * len(ids))
-                rows[i] = {"input_ids": ids, "token_type_ids": types, "truncated": truncated}
-        return rows  # type: ignore[return-value]
-
-    def _chunks(self, order: list[int], encoded: list[dict[str, Any]]) -> list[list[int]]:
-        """Cut the (sorted) order into sub-batches whose padded size fits the token budget."""
-        chunks: list[list[int]] = []
-        current: list[int] = []
-        longest = 0
-        for index in order:
-            length = len(encoded[index]["input_ids"])
-            new_longest = max(longest, length)
-            if current and new_longest * (len(current) + 1) > self.max_batch_tokens:
-                chunks.append(current)
-                current, new_longest = [], length
-            current.append(index)
-            longest = new_longest
-        if current:
-            chunks.append(current)
-        return chunks
-
-    def _run_chunk(
-        self, chunk: list[int], encoded: list[dict[str, Any]], stats: BatchStats
-    ) -> list[torch.Tensor]:
+    def _run_sub_batch(self, sub: SubBatch, out: np.ndarray) -> None:
         try:
-            return list(self._forward(chunk, encoded, stats))
+            logits = self.backend.forward(sub.ids, sub.types, sub.mask)
         except Exception as exc:
-            if not _is_oom(exc):
+            if not self.backend.is_oom(exc):
                 raise
-            if self.torch_device.type == "cuda":
-                torch.cuda.empty_cache()
-            if len(chunk) == 1:
+            if len(sub.rows) == 1:
                 raise InferenceFailed(f"out of memory on a single input: {exc}") from exc
-            half = len(chunk) // 2
-            log.warning("out of memory on %d rows; retrying in halves", len(chunk))
-            return self._run_chunk(chunk[:half], encoded, stats) + self._run_chunk(
-                chunk[half:], encoded, stats
-            )
+            log.warning("out of memory on %d rows; retrying in halves", len(sub.rows))
+            for half in sub.split():
+                self._run_sub_batch(half, out)
+            return
+        out[sub.rows] = self._probabilities(logits)
 
-    def _forward(
-        self, chunk: list[int], encoded: list[dict[str, Any]], stats: BatchStats
-    ) -> torch.Tensor:
-        width = max(len(encoded[i]["input_ids"]) for i in chunk)
-        ids = torch.full((len(chunk), width), self.tokenizer.pad_token_id or 0, dtype=torch.long)
-        types = torch.zeros((len(chunk), width), dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, index in enumerate(chunk):
-            seq = encoded[index]["input_ids"]
-            ids[row, : len(seq)] = torch.tensor(seq)
-            types[row, : len(seq)] = torch.tensor(encoded[index]["token_type_ids"])
-            mask[row, : len(seq)] = 1
-            stats.real_tokens += len(seq)
-        stats.padded_tokens += len(chunk) * width
-        stats.sub_batches += 1
-        logits = self._logits_tensors(ids, types, mask)
-        return self._probabilities(logits).cpu()
-
-    def _logits(self, texts: list[str], pairs: list[str | None]) -> torch.Tensor:
-        encoded = self._encode(texts, pairs)
-        stats = BatchStats()
-        rows = []
-        for i in range(len(texts)):
-            seq = encoded[i]
-            ids = torch.tensor([seq["input_ids"]])
-            types = torch.tensor([seq["token_type_ids"]])
-            rows.append(self._logits_tensors(ids, types, torch.ones_like(ids)).float())
-            stats.rows += 1
-        return torch.cat(rows)
-
-    def _logits_tensors(
-        self, ids: torch.Tensor, types: torch.Tensor, mask: torch.Tensor
-    ) -> torch.Tensor:
-        dev = self.torch_device
-        with torch.inference_mode():
-            out = self.model(
-                input_ids=ids.to(dev, non_blocking=True),
-                token_type_ids=types.to(dev, non_blocking=True),
-                attention_mask=mask.to(dev, non_blocking=True),
-            )
-        return out.logits.float()
-
-    def _probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+    def _probabilities(self, logits: np.ndarray) -> np.ndarray:
         """As transformers' text-classification pipeline: sigmoid for one label or
         multi-label problems, softmax otherwise."""
+        logits = logits.astype(np.float32, copy=False)
         if self.num_labels == 1 or self.problem_type == "multi_label_classification":
-            return torch.sigmoid(logits)
-        return torch.softmax(logits, dim=-1)
+            return 1.0 / (1.0 + np.exp(-logits))
+        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return shifted / shifted.sum(axis=-1, keepdims=True)
 
-    def _prediction(self, probs: torch.Tensor | None, truncated: bool) -> Prediction:
-        assert probs is not None
+    def _prediction(self, probs: np.ndarray, truncated: bool) -> Prediction:
         k = min(self.top_k, probs.shape[-1])
-        values, indices = probs.topk(k)
-        scores = [
-            (self.id2label[int(i)], int(i), float(v))
-            for v, i in zip(values.tolist(), indices.tolist(), strict=True)
-        ]
+        top = np.argsort(-probs, kind="stable")[:k]
+        scores = [(self.id2label[int(i)], int(i), float(probs[i])) for i in top]
         label, label_id, score = scores[0]
         return Prediction(label, label_id, score, scores, truncated)
 
     def release(self) -> None:
         """Drop the model's memory (called after a swap away from this version)."""
-        self.model = None  # type: ignore[assignment]
-        if self.torch_device.type == "cuda":
-            torch.cuda.empty_cache()
+        self.backend.release()
+
+
+def _n(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 class EngineThread:
-    """One thread per engine owner: the event loop never blocks on the model."""
+    """Per model: one thread runs the engine, another prepares the next batch meanwhile, so
+    the event loop never blocks on tokenization or the model."""
 
     def __init__(self, name: str) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"infer-{name}")
-        self._lock = threading.Lock()
+        self._prepare = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"prepare-{name}")
 
     async def run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    async def prepare(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._prepare, fn, *args)
+
     def shutdown(self) -> None:
+        self._prepare.shutdown(wait=True, cancel_futures=False)
         self._executor.shutdown(wait=True, cancel_futures=False)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
+from schemas.engine import EngineChoice
+
 EVENTS_IN = Counter("streamclf_events_in_total", "Events consumed", ["topic"])
 EVENTS_OUT = Counter("streamclf_events_out_total", "Labelled events published", ["topic", "model"])
 DEAD_LETTERS = Counter(
@@ -48,6 +50,21 @@ CONSUMER_LAG = Gauge(
 )
 MODEL_VERSION = Info("streamclf_model", "Active model version per model")
 ACTIVE_VERSION = Gauge("streamclf_model_active", "1 for the active version", ["model", "version"])
+ENGINE = Gauge(
+    "streamclf_engine",
+    "1 for the backend and precision the active version runs on",
+    ["model", "version", "backend", "precision", "mode"],
+)
+ENGINE_TEXTS_PER_S = Gauge(
+    "streamclf_engine_probe_texts_per_second",
+    "Speed of the chosen backend on the probe texts, measured at load",
+    ["model", "backend", "precision"],
+)
+ENGINE_AGREEMENT = Gauge(
+    "streamclf_engine_agreement",
+    "Top-1 agreement of the chosen backend with fp32 torch on the probe texts",
+    ["model", "backend", "precision"],
+)
 SWAPS = Counter("streamclf_swaps_total", "Hot swaps completed", ["model"])
 SWAP_FAILURES = Counter("streamclf_swap_failures_total", "Hot swaps that failed", ["model"])
 SWAP_SECONDS = Histogram(
@@ -74,3 +91,15 @@ SHADOW_AGREEMENT = Gauge(
 CANARY_EVENTS = Counter(
     "streamclf_canary_events_total", "Events answered by a canary version", ["model", "version"]
 )
+
+
+def record_engine(model: str, version: str, choice: EngineChoice | None, active: bool) -> None:
+    """Set the engine gauges of a version becoming active (or 0 for one leaving)."""
+    if choice is None:
+        return
+    backend, precision = choice.backend, choice.precision
+    ENGINE.labels(model, version, backend, precision, choice.mode).set(1 if active else 0)
+    if active:
+        ENGINE_TEXTS_PER_S.labels(model, backend, precision).set(choice.texts_per_s or 0.0)
+        agreement = 1.0 if choice.agreement is None else choice.agreement
+        ENGINE_AGREEMENT.labels(model, backend, precision).set(agreement)

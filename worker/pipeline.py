@@ -1,7 +1,8 @@
 """One model's path: batches of decoded events → cache → inference (own thread) → publish.
 
 Batches of a model are handled one after another by one task, so outputs of a partition
-leave in input order and a hot swap takes effect between two batches.
+leave in input order and a hot swap takes effect between two batches; the next batch's cache
+lookup and tokenization overlap the current batch's inference.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from schemas.deadletter import ErrorKind
 from schemas.events import LabelledEvent, LabelScore, TextEvent, Timings
 from worker import metrics
 from worker.cache import ResultCache, cache_key
-from worker.inference import EngineThread, InferenceEngine, Prediction
+from worker.inference import EngineThread, InferenceEngine, Prediction, Prepared
 from worker.publisher import Publisher
 from worker.registry import Active, ModelRegistry
 from worker.routing import Route
@@ -42,6 +43,19 @@ class Item:
     value: bytes
     timestamp_ms: int
     received: float
+
+
+@dataclass
+class Staged:
+    """Part of a batch on one version after its cache lookup, its misses tokenized."""
+
+    batch: list[Item]
+    active: Active
+    keys: list[str]
+    found: dict[str, Prediction]
+    todo: dict[str, Item]
+    prepared: Prepared | None
+    started: float
 
 
 def prediction_to_dict(p: Prediction) -> dict[str, Any]:
@@ -92,34 +106,71 @@ class ModelPipeline:
         self.cache_hits = 0
         self.cache_lookups = 0
         self.last_error: str | None = None
+        self._retired: list[Any] = []  # swapped-out engines still used by a staged batch
 
     async def run(self) -> None:
-        while True:
-            try:
-                batch = await asyncio.wait_for(self.queue.get(), IDLE_RELEASE_S)
-            except TimeoutError:  # idle: no batch runs on a retired engine, release it now
-                for old in self.registry.take_retired(self.model):
-                    old.release()
-                continue
-            try:
-                await self.process(batch)
-            finally:
-                self.queue.task_done()
+        """Batches one after another; while one runs on the model, the next one goes through
+        the cache lookup and tokenization (`stage`), so the model does not wait for them."""
+        ahead: tuple[asyncio.Task[list[Staged]], Any] | None = None  # (staging, its engine)
+        try:
+            while True:
+                if ahead is None:
+                    try:
+                        batch = await asyncio.wait_for(self.queue.get(), IDLE_RELEASE_S)
+                    except TimeoutError:  # idle: no batch runs on a retired engine
+                        self._release_unused(None)
+                        continue
+                    ahead = self._stage_task(batch)
+                staged = await ahead[0]
+                finishing = asyncio.create_task(self.finish(staged))
+                ahead = None
+                getter = asyncio.ensure_future(self.queue.get())
+                await asyncio.wait({finishing, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done() or not getter.cancel():  # the next batch arrived: stage it
+                    ahead = self._stage_task(getter.result())
+                try:
+                    await finishing
+                finally:
+                    self.queue.task_done()
+                self._release_unused(ahead[1] if ahead else None)
+        finally:
+            if ahead is not None:
+                ahead[0].cancel()
+
+    def _stage_task(self, batch: list[Item]) -> tuple[asyncio.Task[list[Staged]], Any]:
+        active = self.registry.current(self.model)
+        return asyncio.create_task(self.stage(batch, active)), active.engine
+
+    def _release_unused(self, in_use: Any) -> None:
+        """Release swapped-out engines that no batch (running or staged) uses any more."""
+        self._retired += self.registry.take_retired(self.model)
+        for old in self._retired:
+            if old is not in_use:
+                old.release()
+        self._retired = [e for e in self._retired if e is in_use]
 
     async def process(self, batch: list[Item]) -> None:
-        active = self.registry.current(self.model)
-        for old in self.registry.take_retired(self.model):
-            old.release()
-        if self.rollouts is None:
-            await self._process(batch, active)
-            return
-        done: list[tuple[Item, LabelledEvent]] = []
-        for answering, part in self.rollouts.split(self.model, batch, active):
-            done += await self._process(part, answering)  # a canary's keys, then the rest
-        await self.rollouts.after_batch(self.model, done)
+        """One batch start to end (without overlap): stage, then finish."""
+        await self.finish(await self.stage(batch, self.registry.current(self.model)))
+        self._release_unused(None)
 
-    async def _process(self, batch: list[Item], active: Active) -> list[tuple[Item, LabelledEvent]]:
-        """Cache, infer and publish one batch on one version; the published (item, output)s."""
+    async def stage(self, batch: list[Item], active: Active) -> list[Staged]:
+        """Split by rollout (a canary's keys, then the rest), then per part: cache lookup,
+        de-duplication and tokenization of the misses (in the engine's prepare thread)."""
+        if self.rollouts is None:
+            return [await self._stage_part(batch, active)]
+        parts = self.rollouts.split(self.model, batch, active)
+        return [await self._stage_part(part, answering) for answering, part in parts]
+
+    async def finish(self, staged: list[Staged]) -> None:
+        """Inference, cache fill and outputs of every part; then the rollouts see the batch."""
+        done: list[tuple[Item, LabelledEvent]] = []
+        for part in staged:
+            done += await self._finish_part(part)
+        if self.rollouts is not None:
+            await self.rollouts.after_batch(self.model, done)
+
+    async def _stage_part(self, batch: list[Item], active: Active) -> Staged:
         started = time.perf_counter()
         keys = [
             cache_key(
@@ -146,8 +197,22 @@ class ModelPipeline:
         for key, item in zip(keys, batch, strict=True):
             if key not in found and key not in todo:
                 todo[key] = item
-        computed, failed = await self._infer(active.engine, todo)
-        infer_s = time.perf_counter() - started
+        prepared = None
+        if todo:
+            texts = [i.event.text for i in todo.values()]
+            pairs = [i.event.text_pair for i in todo.values()]
+            try:
+                prepared = await self.thread.prepare(active.engine.prepare, texts, pairs)
+            except Exception as exc:  # retried per half in `_infer`, down to single events
+                log.warning("tokenization of %d events failed: %s", len(todo), exc)
+        return Staged(batch, active, keys, found, todo, prepared, started)
+
+    async def _finish_part(self, staged: Staged) -> list[tuple[Item, LabelledEvent]]:
+        """Infer the misses, fill the cache, publish; the published (item, output)s."""
+        batch, keys, found, todo = staged.batch, staged.keys, staged.found, staged.todo
+        version = staged.active.version
+        computed, failed = await self._infer(staged.active.engine, todo, staged.prepared)
+        infer_s = time.perf_counter() - staged.started
         if computed:
             await self.cache.set_many(
                 {
@@ -173,7 +238,7 @@ class ModelPipeline:
                 continue
             is_hit = key in found
             pred = found[key] if is_hit else computed[key]
-            output = self._output(item, pred, active.version, is_hit, timings)
+            output = self._output(item, pred, version, is_hit, timings)
             self.publisher.labelled(item, output)
             done.append((item, output))
         self.batches += 1
@@ -182,9 +247,10 @@ class ModelPipeline:
         return done
 
     async def _infer(
-        self, engine: InferenceEngine, todo: dict[str, Item]
+        self, engine: InferenceEngine, todo: dict[str, Item], prepared: Prepared | None = None
     ) -> tuple[dict[str, Prediction], dict[str, str]]:
-        """Run the misses; on failure split in halves down to single events (dead letters)."""
+        """Run the misses (`prepared` when staged); on failure split in halves down to single
+        events (dead letters)."""
         if not todo:
             return {}, {}
         keys = list(todo)
@@ -192,7 +258,10 @@ class ModelPipeline:
         pairs = [todo[k].event.text_pair for k in keys]
         t0 = time.perf_counter()
         try:
-            preds = await self.thread.run(engine.predict, texts, pairs)
+            if prepared is not None:
+                preds = await self.thread.run(engine.run, prepared)
+            else:
+                preds = await self.thread.run(engine.predict, texts, pairs)
         except Exception as exc:
             self.last_error = f"inference: {type(exc).__name__}: {exc}"
             if len(keys) == 1:

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from modelstore.store import ModelStore
+from schemas.engine import EngineChoice
 from schemas.status import SwapResult
 from worker import metrics
 from worker.cache import engine_identity
@@ -55,6 +56,11 @@ class ModelRegistry:
     def versions(self) -> dict[str, str]:
         return {name: a.version for name, a in self._active.items()}
 
+    def engines(self) -> dict[str, EngineChoice]:
+        """Model -> the backend its active version runs on, and why."""
+        found = {name: getattr(a.engine, "choice", None) for name, a in self._active.items()}
+        return {name: choice for name, choice in found.items() if choice is not None}
+
     def take_retired(self, model: str) -> list[InferenceEngine]:
         return self._retired.pop(model, [])
 
@@ -90,8 +96,10 @@ class ModelRegistry:
             self._retired.setdefault(model, []).append(old.engine)
             self._history.setdefault(model, []).append(old.version)
             metrics.ACTIVE_VERSION.labels(model, old.version).set(0)
+            metrics.record_engine(model, old.version, getattr(old.engine, "choice", None), False)
         self._active[model] = new
         metrics.ACTIVE_VERSION.labels(model, version).set(1)
+        metrics.record_engine(model, version, getattr(new.engine, "choice", None), True)
         metrics.MODEL_VERSION.info({m: a.version for m, a in self._active.items()})
 
     async def swap(self, model: str, version: str, sha256: str | None) -> SwapResult:

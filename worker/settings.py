@@ -45,8 +45,11 @@ class WorkerSettings(BaseSettings):
     # Models
     model_store: Path = Path(".streamclf/models")
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: fp32 on CPU, bf16/fp16 on CUDA
-    min_dtype_agreement: float = 0.99
+    # auto: measured at load (fastest backend/precision that agrees with fp32 torch); explicit
+    # settings win: torch = fp32 on CPU, bf16/fp16 on CUDA unless `dtype` says; onnx = fp32.
+    engine: Literal["auto", "torch", "onnx"] = "auto"
+    dtype: Literal["auto", "fp32", "bf16", "fp16", "int8"] = "auto"
+    min_dtype_agreement: float = 0.99  # top-1 agreement with fp32 torch on >= 256 probe texts
     torch_threads: int | None = None
     top_k: int = 5
 

@@ -69,6 +69,7 @@ class StatusReporter:
             at_ms=int(time.time() * 1000),
             routes={r.in_topic: r.model for r in w.router.routes},
             versions=w.registry.versions(),
+            engines=w.registry.engines(),
             events_in=w.events_in,
             events_out=w.publisher.events_out,
             dead_letters=w.publisher.dead_letters,

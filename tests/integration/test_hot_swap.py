@@ -322,6 +322,9 @@ async def test_late_worker_serves_swapped_version_rollback_and_unsigned_commands
     for status in final.values():
         assert status.versions == {"news": "v1"}
         assert status.last_error and "signed" in status.last_error
+        engine = status.engines["news"]  # what `auto` chose for v1, measured or cached
+        assert engine.backend in ("torch", "onnx") and engine.mode == "auto"
+        assert engine.agreement is None or engine.agreement >= 0.99
 
 
 def test_swap_refuses_before_publishing_and_delete_refuses_the_active_version(

@@ -78,3 +78,20 @@ async def test_health_readiness_and_metrics(broker, tiny_store, uid, tmp_path):
     assert value("streamclf_inference_seconds_count", model="news") >= 1
     assert value("streamclf_end_to_end_seconds_count", topic=topic) == 40
     assert after[("streamclf_model_active", (("model", "news"), ("version", "v1")))] == 1
+    # The engine `auto` chose (by measurement at load) is exported with its labels.
+    engines = {
+        dict(labels)["backend"] + " " + dict(labels)["precision"]: v
+        for (name, labels), v in after.items()
+        if name == "streamclf_engine" and dict(labels)["model"] == "news"
+    }
+    assert list(engines.values()) == [1.0], engines
+    chosen = next(iter(engines))
+    backend, precision = chosen.split()
+    agreement = after[
+        (
+            "streamclf_engine_agreement",
+            (("backend", backend), ("model", "news"), ("precision", precision)),
+        )
+    ]
+    assert agreement >= 0.99
+    assert "streamclf_engine_probe_texts_per_second" in {name for name, _ in after}

@@ -125,7 +125,10 @@ async def test_worker_output_matches_transformers_pipeline(
         for i, (t, p) in enumerate(cases)
     ]
     await produce(broker, topic, events)
-    worker = WorkerProcess(broker, tiny_store, [f"{topic}=news"], f"g-{uid}", tmp_path).start()
+    fp32 = {"STREAMCLF_ENGINE": "torch"}  # the reference; other backends: tests/unit/test_backends
+    worker = WorkerProcess(
+        broker, tiny_store, [f"{topic}=news"], f"g-{uid}", tmp_path, env=fp32
+    ).start()
     try:
         out = {o["id"]: o for o in await collect(broker, [f"{topic}.labelled"], len(cases), 90)}
     finally:

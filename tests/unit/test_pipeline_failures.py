@@ -21,6 +21,12 @@ class PoisonEngine:
         self.calls: list[list[str]] = []
         self.last_stats = BatchStats()
 
+    def prepare(self, texts: list[str], pairs: list[str | None]) -> list[str]:
+        return list(texts)
+
+    def run(self, prepared: list[str]) -> list[Prediction]:
+        return self.predict(prepared, [None] * len(prepared))
+
     def predict(self, texts: list[str], pairs: list[str | None]) -> list[Prediction]:
         self.calls.append(list(texts))
         if "poison" in texts:

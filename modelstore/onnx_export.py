@@ -1,0 +1,191 @@
+"""ONNX graphs of a stored version: exported here from its safetensors weights, never downloaded.
+
+`<version>/onnx/` holds `model.onnx` (fp32), `model.int8.onnx` (ONNX Runtime dynamic int8) and
+`manifest.json` (sha256 of each file and of the weights they came from). Graphs are written
+when a version is created, imported or promoted, and again by a worker that finds them missing
+or not matching the manifest. Nothing is unpickled: the graphs are protobuf files checked by
+sha256 before a session opens them. Needs the optional `onnx` extra (onnx + onnxruntime).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from modelstore.exceptions import ModelStoreError
+from modelstore.store import WEIGHTS_FILE, file_sha256, utc_now
+from schemas.engine import OnnxFile, OnnxManifest
+
+log = logging.getLogger(__name__)
+
+ONNX_DIR = "onnx"
+MANIFEST = "manifest.json"
+FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+OPSET = 17
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class OnnxExportError(ModelStoreError):
+    """The graphs could not be exported, or the files do not match their manifest."""
+
+
+def installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # ValueError: blocked via sys.modules[module] = None
+        return False
+
+
+def onnx_available() -> bool:
+    """True when the optional `onnx` extra (onnx, onnxruntime) is installed."""
+    return installed("onnx") and installed("onnxruntime")
+
+
+def read_manifest(version_dir: Path) -> OnnxManifest | None:
+    path = version_dir / ONNX_DIR / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        return OnnxManifest.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+
+
+def verified_path(version_dir: Path, precision: str, manifest: OnnxManifest) -> Path:
+    """The graph file of `precision`, after checking its sha256 against the manifest."""
+    entry = manifest.file(precision)
+    if entry is None:
+        raise OnnxExportError(f"{version_dir}: no {precision} ONNX graph in the manifest")
+    path = version_dir / entry.path
+    if not path.is_file() or file_sha256(path) != entry.sha256:
+        raise OnnxExportError(f"{path}: missing or sha256 does not match the manifest")
+    return path
+
+
+def is_current(version_dir: Path, manifest: OnnxManifest | None, weights_sha256: str) -> bool:
+    """The manifest belongs to these weights and every file it names is intact."""
+    if manifest is None or manifest.weights_sha256 != weights_sha256:
+        return False
+    try:
+        for entry in manifest.files:
+            verified_path(version_dir, entry.precision, manifest)
+    except OnnxExportError:
+        return False
+    return {f.precision for f in manifest.files} >= set(FILES)
+
+
+def ensure_onnx(version_dir: Path, model: Any = None) -> OnnxManifest | None:
+    """The version's intact manifest, exporting the graphs when missing or stale; None when
+    the `onnx` extra is not installed."""
+    if not onnx_available():
+        return None
+    weights_sha = file_sha256(version_dir / WEIGHTS_FILE)
+    manifest = read_manifest(version_dir)
+    if is_current(version_dir, manifest, weights_sha):
+        return manifest
+    if manifest is not None:
+        log.warning("%s: ONNX graphs missing or stale; exporting them again", version_dir)
+    return export_onnx(version_dir, model, weights_sha)
+
+
+def export_onnx(
+    version_dir: Path, model: Any = None, weights_sha256: str | None = None
+) -> OnnxManifest:
+    """Export fp32 and dynamic-int8 graphs into `<version_dir>/onnx/`, replacing it whole."""
+    started = time.perf_counter()
+    weights_sha = weights_sha256 or file_sha256(version_dir / WEIGHTS_FILE)
+    if model is None:
+        from modelstore.loading import load_classifier
+
+        model, _ = load_classifier(version_dir, weights_sha)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-onnx-", dir=version_dir))
+    try:
+        exporter = _export_fp32(model, tmp / FILES["fp32"])
+        quantizer = _quantize_int8(tmp / FILES["fp32"], tmp / FILES["int8"])
+        files = [
+            OnnxFile(
+                precision=p,
+                path=f"{ONNX_DIR}/{name}",
+                sha256=file_sha256(tmp / name),
+                size_bytes=(tmp / name).stat().st_size,
+            )
+            for p, name in FILES.items()
+        ]
+        manifest = OnnxManifest(
+            weights_sha256=weights_sha,
+            files=files,
+            opset=OPSET,
+            exporter=exporter,
+            quantizer=quantizer,
+            exported_at=utc_now(),
+            seconds=round(time.perf_counter() - started, 2),
+        )
+        (tmp / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+        _replace_dir(tmp, version_dir / ONNX_DIR)
+    except OnnxExportError:
+        raise
+    except Exception as exc:  # exporter/quantizer errors come in many types
+        raise OnnxExportError(f"{version_dir}: ONNX export failed: {exc}") from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("%s: exported ONNX graphs in %.1fs", version_dir, manifest.seconds)
+    return manifest
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Move `new` into place as `target`; an old `target` is moved aside first, then removed."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".old-{target.name}-{os.getpid()}-{time.monotonic_ns()}")
+        target.rename(old)
+    new.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _export_fp32(model: Any, path: Path) -> str:
+    """The legacy (TorchScript) exporter with dynamic batch and sequence axes: it needs no
+    extra package and handles BERT's graph; the dynamo exporter would need onnxscript."""
+    import warnings
+
+    import torch
+
+    model = model.to("cpu", dtype=torch.float32).eval()
+    vocab = int(getattr(model.config, "vocab_size", 100))
+    ids = torch.tensor([[1, 2, 3, 4, 0], [1, 2, 3, 4, 5]]) % vocab
+    mask = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]])
+    types = torch.zeros_like(ids)
+    axes = {name: {0: "batch", 1: "sequence"} for name in INPUTS}
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (ids, mask, types),
+            str(path),
+            input_names=list(INPUTS),
+            output_names=["logits"],
+            dynamic_axes={**axes, "logits": {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    return f"torch.onnx (TorchScript) {torch.__version__}"
+
+
+def _quantize_int8(src: Path, dst: Path) -> str:
+    """Dynamic int8: weights of MatMul/Gemm quantized ahead, activations at run time."""
+    import onnxruntime
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    was, root.disabled = root.disabled, True  # quiet its "consider pre-processing" hint
+    try:
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    finally:
+        root.disabled = was
+    return f"onnxruntime.quantization.quantize_dynamic {onnxruntime.__version__}"
