@@ -38,6 +38,7 @@ def worker_row(status: WorkerStatus, stale: bool, now_ms: int | None = None) -> 
         "cache_hit_ratio": round(status.cache_hit_ratio, 4),
         "cache_state": status.cache_state,
         "rejected_control": status.rejected_control,
+        "control_signed": status.control_signed,
         "last_error": status.last_error,
         "last_swap": last_swap.model_dump() if last_swap else None,
         "rollouts": [r.model_dump() for r in status.rollouts],
@@ -175,3 +176,16 @@ def compare_tables(report: CompareReport) -> list[Table]:
     for active, row in report.confusion.items():
         confusion.add_row(active, *(str(row.get(c, 0)) for c in labels))
     return [summary, per_class, confusion]
+
+
+def unsigned_warning(rows: list[dict[str, Any]]) -> str | None:
+    """A loud warning naming the live workers that accept unsigned control commands."""
+    unsigned = [r["worker_id"] for r in rows if r["state"] != "stale" and not r["control_signed"]]
+    if not unsigned:
+        return None
+    return (
+        f"WARNING: {len(unsigned)} live worker(s) run WITHOUT a control key and accept UNSIGNED "
+        f"control commands: {', '.join(unsigned)}. Anyone who can write the control topic can "
+        "swap their models. Set STREAMCLF_CONTROL_KEY (and STREAMCLF_REQUIRE_CONTROL_KEY=true) "
+        "on every worker, trainer and operator."
+    )

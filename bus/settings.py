@@ -27,6 +27,9 @@ class KafkaSettings(BaseSettings):
     # Idempotent producer: a retried send is written once. The local broker (tansu) and Kafka
     # both support it; turn it off only for a broker that answers InitProducerId with an error.
     enable_idempotence: bool = True
+    # Replicas of every topic streamclf creates (control, status, trainer, outputs); None:
+    # min(3, brokers in the cluster).
+    replication_factor: int | None = None
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments shared by aiokafka's producer, consumer and admin client."""

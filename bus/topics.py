@@ -1,18 +1,28 @@
-"""Topic administration and consumer lag computed from high-water marks."""
+"""Topic administration and consumer lag computed from high-water marks (creation lives in
+bus/creating.py and is re-exported here)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError
 
 from bus.clients import make_consumer
+from bus.creating import TopicOutcome, create_topics, create_topics_report
 from bus.exceptions import BusError, TopicError
 from bus.settings import KafkaSettings
+
+__all__ = [
+    "PartitionInfo",
+    "TopicOutcome",
+    "create_topics",
+    "create_topics_report",
+    "high_water_marks",
+    "list_topics",
+    "wait_for_topics",
+]
 
 
 @dataclass(frozen=True)
@@ -27,33 +37,6 @@ class PartitionInfo:
         if self.committed is None:
             return None
         return max(0, self.high_water - self.committed)
-
-
-async def create_topics(
-    settings: KafkaSettings,
-    names: list[str],
-    partitions: int = 1,
-    configs: dict[str, str] | None = None,
-    replication: int = 1,
-) -> list[str]:
-    """Create topics that do not exist yet; return the names actually created."""
-    admin = AIOKafkaAdminClient(**settings.client_kwargs())
-    try:
-        await admin.start()
-        existing = set(await admin.list_topics())
-        wanted = [n for n in names if n not in existing]
-        if not wanted:
-            return []
-        new = [NewTopic(n, partitions, replication, topic_configs=configs or {}) for n in wanted]
-        with contextlib.suppress(TopicAlreadyExistsError):
-            await admin.create_topics(new)
-        return wanted
-    except KafkaError as exc:
-        raise TopicError(
-            f"cannot create topics {names} on {settings.bootstrap_servers}: {exc}"
-        ) from exc
-    finally:
-        await admin.close()
 
 
 async def list_topics(settings: KafkaSettings) -> dict[str, int]:

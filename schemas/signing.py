@@ -30,3 +30,21 @@ class Signed(BaseModel):
             return False
         expected = hmac.new(key.encode(), self.signing_payload(), hashlib.sha256).hexdigest()
         return hmac.compare_digest(expected, self.signature)
+
+
+PLACEHOLDER_KEYS = frozenset({"CHANGE-ME", "CHANGEME", "changeme", "change-me"})
+MIN_KEY_CHARS = 16
+
+
+def check_control_key(key: str | None, required: bool) -> None:
+    """Raise ValueError when a control key is required and missing, a placeholder or short."""
+    if not required:
+        return
+    if not key or key.strip() in PLACEHOLDER_KEYS:
+        raise ValueError(
+            "STREAMCLF_REQUIRE_CONTROL_KEY is set but STREAMCLF_CONTROL_KEY is "
+            + ("a placeholder" if key else "not set")
+            + "; set a random key (openssl rand -hex 32) on every worker, trainer and operator"
+        )
+    if len(key) < MIN_KEY_CHARS:
+        raise ValueError(f"STREAMCLF_CONTROL_KEY is shorter than {MIN_KEY_CHARS} characters")

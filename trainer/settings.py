@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.signing import check_control_key
 
 
 class TrainerSettings(BaseSettings):
@@ -47,6 +49,15 @@ class TrainerSettings(BaseSettings):
     control_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("STREAMCLF_CONTROL_KEY", "control_key")
     )
+    require_control_key: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("STREAMCLF_REQUIRE_CONTROL_KEY", "require_control_key"),
+    )
+
+    @model_validator(mode="after")
+    def _control_key_present(self) -> TrainerSettings:
+        check_control_key(self.control_key_value(), self.require_control_key)
+        return self
 
     def control_key_value(self) -> str | None:
         return self.control_key.get_secret_value() if self.control_key else None

@@ -168,6 +168,12 @@ class Worker:
         self.control_consumer = make_consumer(self.kafka)
         await self.control_consumer.start()
         key = s.control_key.get_secret_value() if s.control_key else None
+        if key is None:
+            log.warning(
+                "NO CONTROL KEY: this worker accepts UNSIGNED control commands on %s; anyone who "
+                "can write that topic can swap its models. Set STREAMCLF_CONTROL_KEY.",
+                s.control_topic,
+            )
         self.control = ControlListener(
             self.control_consumer, s.control_topic, key, self.router.models
         )

@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -17,6 +17,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from schemas.signing import check_control_key
 from worker.routing import Route, parse_route
 
 
@@ -41,6 +42,8 @@ class WorkerSettings(BaseSettings):
     status_topic: str = "streamclf.status"
     status_interval_s: float = 5.0
     control_key: SecretStr | None = None
+    # Refuse to start without a real control key (compose and Kubernetes set it).
+    require_control_key: bool = False
 
     # Models
     model_store: Path = Path(".streamclf/models")
@@ -96,6 +99,12 @@ class WorkerSettings(BaseSettings):
         for spec in value:
             parse_route(spec)
         return value
+
+    @model_validator(mode="after")
+    def _control_key_present(self) -> WorkerSettings:
+        key = self.control_key.get_secret_value() if self.control_key else None
+        check_control_key(key, self.require_control_key)
+        return self
 
     def parsed_routes(self) -> list[Route]:
         return [parse_route(spec, self.labelled_suffix, self.dlq_suffix) for spec in self.routes]

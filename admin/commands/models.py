@@ -204,6 +204,11 @@ def _swap(
     except BusError as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
     signed = "signed" if key else "unsigned: STREAMCLF_CONTROL_KEY is not set"
+    if not key:
+        err_console.print(
+            "[bold red]WARNING: this command is UNSIGNED (STREAMCLF_CONTROL_KEY is not set): "
+            "workers with a key ignore it, workers without one let anyone swap their models.[/]"
+        )
     published = {
         "action": action,
         "model": name,

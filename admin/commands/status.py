@@ -15,12 +15,13 @@ from admin.context import (
     BootstrapOpt,
     JsonOpt,
     console,
+    err_console,
     fail,
     kafka_settings,
     print_json,
     run,
 )
-from admin.render import status_table, worker_row
+from admin.render import status_table, unsigned_warning, worker_row
 from bus.exceptions import BusError
 from bus.settings import KafkaSettings
 
@@ -71,6 +72,8 @@ def status(
     try:
         if not watch:
             rows = _snapshot(kafka, status_topic, stale_s, lookback_s)
+            if warning := unsigned_warning(rows):
+                err_console.print(f"[bold red]{warning}[/]")
             if as_json:
                 print_json(rows)
             elif rows:

@@ -6,17 +6,19 @@ import typer
 from rich.table import Table
 
 from admin.context import (
+    EXIT_FAILED,
     EXIT_UNAVAILABLE,
     BootstrapOpt,
     JsonOpt,
     console,
+    err_console,
     fail,
     kafka_settings,
     print_json,
     run,
 )
 from bus.exceptions import BusError
-from bus.topics import create_topics, high_water_marks, list_topics
+from bus.topics import create_topics_report, high_water_marks, list_topics
 
 app = typer.Typer(help="Create, list and describe topics.")
 
@@ -26,16 +28,35 @@ def create(
     names: list[str] = typer.Argument(..., help="Topic names"),
     partitions: int = typer.Option(1, "--partitions", "-p", min=1),
     compact: bool = typer.Option(False, "--compact", help="cleanup.policy=compact"),
+    replication_factor: int | None = typer.Option(
+        None,
+        "--replication-factor",
+        min=1,
+        help="Replicas per partition (default STREAMCLF_KAFKA_REPLICATION_FACTOR, else "
+        "min(3, brokers))",
+    ),
     bootstrap: str | None = BootstrapOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
-    """Create topics (existing ones are left as they are)."""
+    """Create topics (existing ones are left as they are); one line per topic: created,
+    exists, or failed and why (exit 1 when any failed)."""
     configs = {"cleanup.policy": "compact"} if compact else None
+    settings = kafka_settings(bootstrap)
     try:
-        created = run(create_topics(kafka_settings(bootstrap), names, partitions, configs))
+        outcomes = run(
+            create_topics_report(settings, names, partitions, configs, replication_factor)
+        )
     except BusError as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
-    for name in names:
-        console.print(f"{name}: " + ("created" if name in created else "exists"))
+    if as_json:
+        print_json([{"topic": o.name, "state": o.state, "error": o.error} for o in outcomes])
+    for o in outcomes if not as_json else []:
+        if o.state == "failed":
+            err_console.print(f"{o.name}: [red]failed[/]: {o.error}")
+        else:
+            console.print(f"{o.name}: {o.state}")
+    if any(o.state == "failed" for o in outcomes):
+        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command("list")

@@ -94,3 +94,34 @@ async def test_commands_carry_an_increasing_signed_sequence(
     assert ModelStore(store).active_record("news").sequence == sequences[-1]
     tampered = commands[0].model_copy(update={"sequence": sequences[-1] + 1})
     assert not tampered.verify(f"key-{uid}"), "the signature must cover the sequence"
+
+
+async def test_the_cli_warns_loudly_about_workers_without_a_control_key(
+    broker, tiny_store: Path, uid: str, tmp_path: Path
+) -> None:
+    import json
+
+    store = make_store(tiny_store, tmp_path / "store")
+    topic, route = f"news-{uid}", [f"news-{uid}=news"]
+    await make_topics(broker, [topic], 2)
+    signed = WorkerProcess(broker, store, route, f"g-{uid}", tmp_path, "signed",
+                           env=topics_env(uid, f"key-{uid}-0123456789"))  # fmt: skip
+    unsigned = WorkerProcess(broker, store, route, f"g-{uid}", tmp_path, "unsigned",
+                             env=topics_env(uid))  # fmt: skip
+    try:
+        signed.start()
+        unsigned.start()
+        await wait_workers(broker, uid, [signed, unsigned])
+        code, out, err = await cli(broker, topics_env(uid), "status", "--json")
+        swap = await cli(broker, topics_env(uid), "models", "swap", "news", "v2",
+                         "--store", str(store))  # fmt: skip
+    finally:
+        stop_all([signed, unsigned])
+    assert code == 0, out + err
+    rows = {r["worker_id"]: r["control_signed"] for r in json.loads(out)}
+    assert rows == {"signed": True, "unsigned": False}
+    warning = " ".join(err.split())
+    assert "WARNING: 1 live worker(s) run WITHOUT a control key" in warning, err
+    assert "UNSIGNED control commands: unsigned." in warning, err
+    assert swap[0] == 0 and "WARNING: this command is UNSIGNED" in " ".join(swap[2].split())
+    assert "NO CONTROL KEY" in unsigned.log() and "NO CONTROL KEY" not in signed.log()

@@ -212,7 +212,12 @@ def container_env(docs: list[dict[str, Any]], c: dict[str, Any]) -> dict[str, st
         if "secretRef" in src:
             env.update(find(docs, "Secret", src["secretRef"]["name"]).get("stringData", {}))
     env.update({e["name"]: e["value"] for e in c.get("env", []) if "value" in e})
+    if env.get("STREAMCLF_CONTROL_KEY") == "CHANGE-ME":  # what an operator replaces first
+        env["STREAMCLF_CONTROL_KEY"] = OPERATOR_KEY
     return env
+
+
+OPERATOR_KEY = "an-operator-chosen-random-key-0123456789"
 
 
 def k8s_files() -> list[Path]:
@@ -922,3 +927,40 @@ def test_deploy_doc_covers_the_issue() -> None:
     assert "tools" in used
     for name in used:
         assert name in services, name
+
+
+# ============================================================================ control key, replication
+
+
+def test_compose_requires_a_control_key_and_sets_replication() -> None:
+    raw = compose()["services"]
+    for name in ("worker", "worker-gpu", "trainer"):
+        env = raw[name]["environment"]
+        assert str(env["STREAMCLF_CONTROL_KEY"]).startswith("${STREAMCLF_CONTROL_KEY:?"), name
+        assert env["STREAMCLF_REQUIRE_CONTROL_KEY"] == "true", name
+        assert env["STREAMCLF_KAFKA_REPLICATION_FACTOR"] == "1", "the stack has one broker"
+    assert service_env("topics-init")["STREAMCLF_KAFKA_REPLICATION_FACTOR"] == "1"
+    assert service_env("trainer")["STREAMCLF_TRAINER_DATA_ROOT"] == "/data"
+    assert "train-data:/data" in service("trainer")["volumes"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_k8s_requires_a_control_key_and_sets_replication(overlay: str) -> None:
+    docs = rendered(overlay)
+    pods = [
+        container(find(docs, "Deployment", "streamclf-worker"), "worker"),
+        container(find(docs, "Deployment", "streamclf-trainer"), "trainer"),
+    ]
+    for c in pods:
+        (ref,) = [e for e in c["env"] if e["name"] == "STREAMCLF_CONTROL_KEY"]
+        secret = ref["valueFrom"]["secretKeyRef"]
+        assert secret["optional"] is False and secret["key"] == "STREAMCLF_CONTROL_KEY"
+        env = container_env(docs, c)
+        assert env["STREAMCLF_REQUIRE_CONTROL_KEY"] == "true"
+        assert env["STREAMCLF_KAFKA_REPLICATION_FACTOR"] == "3"
+    job = container(find(docs, "Job", "streamclf-topics"), "topics")
+    assert container_env(docs, job)["STREAMCLF_KAFKA_REPLICATION_FACTOR"] == "3"
+    # The placeholder as shipped is refused: nobody runs with the example key.
+    env = container_env(docs, pods[0]) | {"STREAMCLF_CONTROL_KEY": "CHANGE-ME"}
+    with pytest.raises(ValueError, match="placeholder"):
+        WorkerSettings(**settings_kwargs(WorkerSettings, env))

@@ -128,4 +128,4 @@ def test_cli_train_eval_and_errors(setup, tmp_path: Path) -> None:
     bad = tmp_path / "bad.tsv"
     bad.write_text("label\ttext_a\n1\t好\n5\t坏\n", encoding="utf-8")
     result = runner.invoke(app, ["eval", "--model", "sent", "--data", str(bad), *common])
-    assert result.exit_code == 1 and f"{bad}:3: bad label '5'" in result.output.replace("\n", "")
+    assert result.exit_code == 1 and f"{bad}:3: column label: ids go from 0 to 1" in result.output.replace("\n", "")
