@@ -104,7 +104,13 @@ class TrainerService:
         self._producer = make_producer(self.kafka)
         await self._producer.start()
         await consumer.start()
-        log.info("trainer serving %s and %s", s.jobs_topic, s.feedback_topic)
+        log.info(
+            "trainer serving %s and %s; jobs may name files under %s; promoting jobs %s",
+            s.jobs_topic,
+            s.feedback_topic,
+            s.data_root.resolve(),
+            "must be signed" if s.control_key else "are refused (no STREAMCLF_CONTROL_KEY)",
+        )
         watcher = asyncio.create_task(self._watch(stop))
         try:
             while stop is None or not stop.is_set():
