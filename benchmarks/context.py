@@ -46,6 +46,7 @@ class BenchContext:
     seed: int = 0
     console: Console = field(default_factory=Console)
     shared: dict[str, Any] = field(default_factory=dict)  # figures scenarios pass on
+    engine: str = "auto"  # the worker's STREAMCLF_ENGINE in e2e runs (dtype: STREAMCLF_DTYPE)
 
     def __post_init__(self) -> None:
         self.device = pick_device(self.device)

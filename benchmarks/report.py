@@ -52,7 +52,8 @@ def markdown(payload: dict[str, Any]) -> str:
             value = f"{t['value']:.2f}×"
         else:
             value = f"{t['value']:,.0f} {t['unit']}"
-        goal = f"≥ {t['goal']:g}" + ("×" if t["unit"] == "x" else f" {t['unit']}")
+        sign = "≤" if t.get("op") == "<=" else "≥"
+        goal = f"{sign} {t['goal']:g}" + ("×" if t["unit"] == "x" else f" {t['unit']}")
         met = {True: "yes", False: "**no**", None: "n/a"}[t["met"]]
         lines.append(f"| {t['name']} | {value} | {goal} | {met} | {t['detail']} |")
     if payload.get("failures"):

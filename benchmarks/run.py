@@ -1,6 +1,6 @@
 """`python -m benchmarks.run [--quick] [--scenarios a,b] [--preset P] [--out DIR]`.
 
-Runs the scenarios in order, prints a table of figures and of issue 6's targets (ratios
+Runs the scenarios in order, prints a table of figures and of the targets (ratios
 between figures of this same run, as the machine is shared and noisy), and writes
 `bench-<timestamp>.json`, `latest.json` and their PNG plots under the output folder.
 """
@@ -50,7 +50,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--preset", default=None, help="roberta-base (default) | tiny (default with --quick)"
     )
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="auto", help="auto: fp32 on CPU, bf16 on CUDA")
+    parser.add_argument(
+        "--dtype", default="auto", help="the worker's STREAMCLF_DTYPE (auto: chosen at load)"
+    )
+    parser.add_argument(
+        "--engine", default="auto", choices=("auto", "torch", "onnx"),
+        help="the worker's STREAMCLF_ENGINE in e2e runs (auto: measured at load)",
+    )  # fmt: skip
     parser.add_argument(
         "--worker-max-batch", type=int, default=None, help="STREAMCLF_MAX_BATCH (32)"
     )
@@ -111,7 +117,8 @@ def targets_table(targets: list[Target]) -> Table:
             if t.value is None
             else (f"{t.value:.2f}{unit}" if t.unit == "x" else f"{t.value:,.0f}{unit}")
         )
-        table.add_row(t.name, value, f"≥ {t.goal:g}{unit}", met, t.detail)
+        sign = "≤" if t.op == "<=" else "≥"
+        table.add_row(t.name, value, f"{sign} {t.goal:g}{unit}", met, t.detail)
     return table
 
 
@@ -138,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         args.worker_max_batch,
         args.worker_max_batch_tokens,
         console=console,
+        engine=args.engine,
     )
     ctx.shared["profile"] = args.profile
     ctx.shared["out"] = args.out
@@ -162,10 +170,11 @@ def main(argv: list[str] | None = None) -> int:
         results += rows
         if name == "ceiling":
             ctx.shared["ceiling_texts_per_s"] = max(r.texts_per_s or 0 for r in rows)
-        if name == "e2e" and "ceiling" in args.scenarios:
+        chosen = ctx.shared.get("e2e_engine") or {}
+        if name == "e2e" and "ceiling" in args.scenarios and chosen:
             from benchmarks.scenarios.ceiling import recheck
 
-            results += recheck(ctx)
+            results += recheck(ctx, chosen["backend"], chosen["precision"])
         console.log(f"{name}: {time.perf_counter() - t0:.0f}s")
     targets = compute(results, ctx.on_gpu)
     console.print(results_table(results))
@@ -181,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             "preset": args.preset,
             "quick": args.quick,
             "device": ctx.device,
-            "dtype": ctx.resolved_dtype(),
+            "engine": ctx.engine,
+            "dtype": ctx.dtype,
             "sizes": ctx.sizes.__dict__,
             "text_source": ctx.shared.get("text_source"),
         },

@@ -45,7 +45,8 @@ def candidate_specs(
         if engine == "onnx":
             raise BackendUnavailable("the onnx engine runs on CPU here; use torch on CUDA")
         reduced = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return [Spec("torch", reduced if dtype == "auto" else dtype)], engine
+        mode = "auto" if engine == "auto" else "explicit"
+        return [Spec("torch", reduced if dtype == "auto" else dtype)], mode
     if engine == "torch":
         return [Spec("torch", "fp32" if dtype == "auto" else dtype)], "explicit"
     if engine == "onnx":

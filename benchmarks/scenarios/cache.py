@@ -35,8 +35,13 @@ async def _run(ctx: BenchContext, settings: KafkaSettings):
             await driver.full_load(ctx.sentences(WARM_UP_EVENTS, tag="warm"), "warm", 300, proc)
             fill = await driver.full_load(unique, "fill", timeout_for(len(unique), 10.0), proc)
             ctx.log(f"cache fill: {fill.events_per_s:.1f} events/s")
+            cpu_before = proc.cpu_seconds()
             hits = await driver.full_load(repeats, "hit", timeout_for(len(repeats), 1000.0), proc)
-            ctx.log(f"cache hits: {hits.events_per_s:.0f} events/s")
+            hits.cpu_s = proc.cpu_seconds() - cpu_before
+            ctx.log(
+                f"cache hits: {hits.events_per_s:.0f} events/s, "
+                f"{hits.cpu_us_per_event or 0:.0f} us CPU/event"
+            )
             cached = sum(driver.cached.get(f"hit-{i}", False) for i in range(len(repeats)))
             if ctx.shared.get("profile"):
                 stem = ctx.shared.get("out", RESULTS_DIR) / "profile-worker-cache-hits"
@@ -74,7 +79,11 @@ def run(ctx: BenchContext) -> list[Result]:
                 count=fig.received,
                 seconds=fig.seconds,
                 settings=base,
-                extra={**extra, "events_per_s_first_to_last": s["events_per_s_first_to_last"]},
+                extra={
+                    **extra,
+                    "events_per_s_first_to_last": s["events_per_s_first_to_last"],
+                    "cpu_us_per_event": s["cpu_us_per_event"],
+                },
             )
         )
     return out

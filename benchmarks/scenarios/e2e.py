@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from benchmarks.harness import (
     worker_command,
 )
 from benchmarks.profiling import profile_process
+from bus.control import read_status
 from bus.settings import KafkaSettings
 
 OFFERED_SHARE = 0.5
@@ -59,9 +61,11 @@ def worker_env(
         "STREAMCLF_MAX_BATCH_TOKENS": str(worker_max_batch_tokens(ctx)),
         "STREAMCLF_MAX_WAIT_MS": "10",
         "STREAMCLF_DEVICE": ctx.device,
-        "STREAMCLF_DTYPE": ctx.resolved_dtype(),
+        "STREAMCLF_ENGINE": ctx.engine,
+        "STREAMCLF_DTYPE": ctx.dtype,  # auto: the worker measures (engine auto) or its default
         "STREAMCLF_CACHE_ENABLED": "false",
         "STREAMCLF_LOG_LEVEL": "WARNING",
+        "STREAMCLF_STATUS_INTERVAL_S": "1",  # the engine choice is read from the heartbeats
     }
     threads = ctx.shared.get("worker_torch_threads")
     if threads:
@@ -109,8 +113,13 @@ async def measure(
     async with Driver(settings, topic, out) as driver:
         warm = ctx.sentences(WARM_UP_EVENTS, tag="warm")
         await driver.full_load(warm, "warm", timeout_s=300, alive=proc)
+        cpu_before = proc.cpu_seconds()
         full = await driver.full_load(texts, "full", timeout_for(len(texts), rate_guess), proc)
-        ctx.log(f"{topic}: full load {full.events_per_s:.1f} events/s")
+        full.cpu_s = proc.cpu_seconds() - cpu_before
+        ctx.log(
+            f"{topic}: full load {full.events_per_s:.1f} events/s, "
+            f"{full.cpu_us_per_event or 0:.0f} us CPU/event"
+        )
         rate = full.events_per_s * OFFERED_SHARE
         n = max(20, int(rate * ctx.sizes.e2e_rate_seconds))
         offered_texts = ctx.sentences(n, tag="rate")
@@ -155,6 +164,7 @@ def rows(
                     "events_per_s_first_to_last": s["events_per_s_first_to_last"],
                     "max_ms": s["max_ms"],
                     "model_busy_share": s["model_busy_share"],
+                    "cpu_us_per_event": s["cpu_us_per_event"],
                     "sent": fig.sent,
                 },
             )
@@ -170,9 +180,28 @@ def settings_of(ctx: BenchContext, kind: str) -> dict[str, Any]:
         "max_batch_tokens": worker_max_batch_tokens(ctx),
         "max_wait_ms": 10,
         "device": ctx.device,
-        "dtype": ctx.resolved_dtype(),
+        "engine": ctx.engine,
+        "dtype": ctx.dtype,
         "torch_threads": ctx.shared.get("worker_torch_threads") or "default",
     }
+
+
+async def engine_choice(settings: KafkaSettings, preset: str, since_ms: int) -> dict[str, Any]:
+    """What the worker's engine chose (from its heartbeats): backend, precision, agreement."""
+    statuses = await read_status(settings, since_ms, timeout_s=3.0)
+    for status in statuses.values():
+        choice = status.engines.get(model_name(preset))
+        if choice is not None:
+            return choice.model_dump(mode="json", exclude={"candidates", "key"})
+    return {}
+
+
+def with_choice(rows: list[Result], choice: dict[str, Any]) -> list[Result]:
+    for row in rows:
+        row.settings.update(backend=choice.get("backend"), precision=choice.get("precision"))
+        row.extra["engine_choice"] = choice
+        row.variant += f" ({choice.get('backend')} {choice.get('precision')})" if choice else ""
+    return rows
 
 
 async def _worker_run(
@@ -184,12 +213,16 @@ async def _worker_run(
     profile: bool,
 ):
     topic = await _topic(settings, f"bench-{preset}")
+    since_ms = int(time.time() * 1000)
     proc = start_worker(ctx, settings, topic, preset)
     try:
         texts = ctx.sentences(n, tag="e2e")
         out_dir = ctx.shared.get("out", RESULTS_DIR)
         profile_to = out_dir / f"profile-worker-{preset}" if profile else None
-        return await measure(ctx, settings, topic, proc, texts, rate_guess, profile_to)
+        figures = await measure(ctx, settings, topic, proc, texts, rate_guess, profile_to)
+        choice = await engine_choice(settings, preset, since_ms)
+        ctx.log(f"{preset} worker's engine: {choice.get('backend')} {choice.get('precision')}")
+        return figures, choice
     finally:
         proc.stop()
 
@@ -204,7 +237,7 @@ def run(ctx: BenchContext) -> list[Result]:
     """e2e with the run's preset."""
     guess = ctx.shared.get("ceiling_texts_per_s", 30.0)
     with local_broker() as settings:
-        full, offered = asyncio.run(
+        (full, offered), choice = asyncio.run(
             _worker_run(
                 ctx,
                 settings,
@@ -214,15 +247,19 @@ def run(ctx: BenchContext) -> list[Result]:
                 ctx.shared.get("profile", False),
             )
         )
-    return rows("e2e", "worker", ctx.preset, full, offered, settings_of(ctx, "worker"))
+    ctx.shared["e2e_engine"] = choice
+    return with_choice(
+        rows("e2e", "worker", ctx.preset, full, offered, settings_of(ctx, "worker")), choice
+    )
 
 
 def run_tiny(ctx: BenchContext) -> list[Result]:
-    """e2e-tiny: the worker with the tiny preset beside the raw pass-through."""
+    """e2e-tiny: the worker with the tiny preset beside the raw pass-through, and the tiny
+    model's own ceiling on the backend its worker chose."""
     n = ctx.sizes.tiny_events
 
     async def both(settings: KafkaSettings):
-        worker = await _worker_run(
+        worker, choice = await _worker_run(
             ctx, settings, "tiny", n, 500.0, ctx.shared.get("profile", False)
         )
         topic = await _topic(settings, "bench-pass")
@@ -232,10 +269,17 @@ def run_tiny(ctx: BenchContext) -> list[Result]:
             passthrough = await measure(ctx, settings, topic, proc, texts, 1000.0)
         finally:
             proc.stop()
-        return worker, passthrough
+        return worker, passthrough, choice
 
     with local_broker() as settings:
-        (wf, wo), (pf, po) = asyncio.run(both(settings))
-    return rows("e2e-tiny", "worker", "tiny", wf, wo, settings_of(ctx, "worker")) + rows(
-        "e2e-tiny", "pass-through", "-", pf, po, settings_of(ctx, "pass-through")
+        (wf, wo), (pf, po), choice = asyncio.run(both(settings))
+    out = with_choice(
+        rows("e2e-tiny", "worker", "tiny", wf, wo, settings_of(ctx, "worker")), choice
     )
+    out += rows("e2e-tiny", "pass-through", "-", pf, po, settings_of(ctx, "pass-through"))
+    if choice:
+        from benchmarks.scenarios.ceiling import tiny_ceiling
+
+        texts = ctx.sentences(min(n, 1024), tag="e2e")
+        out += tiny_ceiling(ctx, choice["backend"], choice["precision"], texts)
+    return out
