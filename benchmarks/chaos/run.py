@@ -54,6 +54,9 @@ class ChaosConfig:
             "STREAMCLF_REDIS_RETRY_S": "1",
             "STREAMCLF_STATUS_INTERVAL_S": "1",
             "STREAMCLF_TORCH_THREADS": "1",
+            # The engine is not what this run is about; `auto` would measure backends at the
+            # first start of every version (tests/unit/test_backends covers that).
+            "STREAMCLF_ENGINE": "torch",
             "STREAMCLF_METRICS_HOST": "127.0.0.1",
             "STREAMCLF_LOG_LEVEL": "WARNING",
         }
