@@ -1,12 +1,14 @@
 # streamclf — one command for each thing a person does.
 SHELL := /bin/bash
 VENV ?= .venv
+# examples/ run in their own environment, with only the clients downstream teams use.
+EXAMPLES_VENV ?= .venv-examples
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 BIN := $(VENV)/bin
 export STREAMCLF_STATE_DIR ?= $(CURDIR)/.streamclf
 
-.PHONY: install test unit integration lint demo bench bench-quick chaos clean validate-deploy
+.PHONY: install examples-env test unit integration lint demo bench bench-quick chaos clean validate-deploy
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -18,18 +20,25 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+$(EXAMPLES_VENV)/.installed: examples/requirements.txt
+	python3 -m venv $(EXAMPLES_VENV)
+	$(EXAMPLES_VENV)/bin/pip install -q -r examples/requirements.txt
+	touch $@
+
+examples-env: $(EXAMPLES_VENV)/.installed
+
 lint: install
 	$(BIN)/ruff check .
 
-test: install
+test: install examples-env
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q -p no:cacheprovider tests
+	STREAMCLF_EXAMPLES_PYTHON=$(EXAMPLES_VENV)/bin/python $(BIN)/pytest -q -p no:cacheprovider tests
 
 unit: install
 	$(BIN)/pytest -q tests/unit
 
-integration: install
-	$(BIN)/pytest -q tests/integration
+integration: install examples-env
+	STREAMCLF_EXAMPLES_PYTHON=$(EXAMPLES_VENV)/bin/python $(BIN)/pytest -q tests/integration
 
 demo: install
 	$(PY) -m admin.demo
@@ -48,7 +57,7 @@ chaos: install
 	$(PY) -m benchmarks.chaos; status=$$?; $(PY) -m benchmarks.chaos.readme --write; exit $$status
 
 clean:
-	rm -rf $(VENV) .streamclf .pytest_cache
+	rm -rf $(VENV) $(EXAMPLES_VENV) .streamclf .pytest_cache
 
 # Compose, Dockerfiles, Kubernetes manifests, Prometheus/Grafana: offline checks (no Docker).
 validate-deploy: install

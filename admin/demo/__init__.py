@@ -1,0 +1,1 @@
+"""`make demo`: train, classify, shadow, gate and swap on the embedded local stack."""

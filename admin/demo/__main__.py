@@ -1,0 +1,7 @@
+"""`python -m admin.demo` (what `make demo` runs)."""
+
+import sys
+
+from admin.demo.run import main
+
+sys.exit(main())

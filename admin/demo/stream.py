@@ -1,0 +1,90 @@
+"""Events in and labelled events out for the demo, and the tables it prints."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import Sequence
+
+from rich.table import Table
+
+from bus.producing import sender
+from bus.reading import read_until_quiet
+from bus.settings import KafkaSettings
+
+# Written for the demo (not from the training data).
+SHOWCASE = [
+    "这家酒店的服务非常好，房间干净，下次还会再来。",
+    "质量太差了，用了两天就坏了，不推荐购买。",
+    "物流很快，包装完好，宝贝和描述的一样。",
+    "味道一般，价格偏贵，服务员态度也不好。",
+    "屏幕很清晰，运行速度快，性价比很高。",
+    "房间又小又吵，空调还坏了，非常失望。",
+    "这本书写得很精彩，一口气读完了。",
+    "客服态度恶劣，退货拖了一个月。",
+]
+
+
+def event(event_id: str, text: str) -> tuple[bytes, bytes]:
+    body = json.dumps({"id": event_id, "text": text}, ensure_ascii=False).encode()
+    return event_id.encode(), body
+
+
+async def produce(kafka: KafkaSettings, topic: str, events: Sequence[tuple[str, str]]) -> None:
+    async with sender(kafka) as out:
+        await out.send_many(topic, [event(i, t) for i, t in events])
+
+
+async def trickle(
+    kafka: KafkaSettings, topic: str, events: Sequence[tuple[str, str]], per_s: float,
+    sent: list[str],
+) -> None:  # fmt: skip
+    """Produce `events` at about `per_s` events/s (in small acknowledged batches); append each
+    id to `sent` once the broker acknowledged it."""
+    step = max(1, int(per_s / 10))
+    async with sender(kafka) as out:
+        for start in range(0, len(events), step):
+            chunk = events[start : start + step]
+            await out.send_many(topic, [event(i, t) for i, t in chunk])
+            sent.extend(i for i, _ in chunk)
+            await asyncio.sleep(step / per_s)
+
+
+async def outputs(
+    kafka: KafkaSettings, topic: str, ids: set[str], timeout_s: float = 120
+) -> list[dict]:
+    """Labelled events of `topic` whose id is in `ids`, once all arrived (or at the timeout)."""
+    records = await read_until_quiet(
+        kafka, [topic], quiet_s=0.5, timeout_s=timeout_s, wait_for_topics_s=timeout_s,
+        expected=len(ids),
+    )  # fmt: skip
+    found = [json.loads(r.value or b"null") for r in records]
+    return [o for o in found if o and o["id"] in ids]
+
+
+def label_table(
+    title: str, texts: dict[str, str], events: list[dict], truth: dict[str, str]
+) -> Table:
+    table = Table("label", "score", "human label", "version", "cached", title=title)
+    table.add_column("text", no_wrap=True, overflow="ellipsis", max_width=44)
+    for e in sorted(events, key=lambda e: (not e["id"].startswith("show"), e["id"])):
+        human = truth.get(e["id"], "")
+        mark = "" if not human else (" ✓" if human == e["label"] else " ✗")
+        table.add_row(
+            e["label"] + mark, f"{e['score']:.3f}", human or "-", e["version"],
+            "yes" if e["cached"] else "no", " ".join(texts[e["id"]].split()),
+        )  # fmt: skip
+    return table
+
+
+def delivery(sent: list[str], out: list[dict]) -> dict[str, object]:
+    """In = out: every acknowledged id came back exactly once; which versions answered."""
+    ids = Counter(o["id"] for o in out)
+    return {
+        "in": len(sent),
+        "out": len(ids),
+        "lost": len(set(sent) - set(ids)),
+        "duplicates": sum(n - 1 for n in ids.values()),
+        "by_version": dict(sorted(Counter(o["version"] for o in out).items())),
+    }
