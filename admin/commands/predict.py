@@ -18,7 +18,7 @@ def classify(
     store_root: Path | None, name: str, version: str | None, text: str, text_pair: str | None
 ) -> LabelledEvent:
     """Load NAME@VERSION (the active one by default) with the worker's engine and settings
-    (`STREAMCLF_DEVICE`, `_DTYPE`, `_MAX_LENGTH`, `_TOP_K`) and classify one text."""
+    (`STREAMCLF_DEVICE`, `_DTYPE`, `_ENGINE`, `_MAX_LENGTH`, `_TOP_K`) and classify one text."""
     from worker.inference import InferenceEngine
     from worker.settings import WorkerSettings
 
@@ -30,7 +30,9 @@ def classify(
         path,
         device=s.device,
         dtype=s.dtype,
+        engine=s.engine,
         max_length=s.max_length,
+        max_batch_tokens=s.max_padded_tokens or 0,
         top_k=s.top_k,
         expected_sha256=store.weights_sha256(name, version),
         min_dtype_agreement=s.min_dtype_agreement,
