@@ -3,9 +3,9 @@ and column but never quote a file, promotion only for signed jobs, no secret in 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,11 +15,10 @@ from modelstore.presets import init_model
 from modelstore.store import ModelStore
 from schemas.training import TrainJob
 from tests.fixtures.trainer_data import LABELS
+from tests.integration.harness import STREAMCLF
 from tests.integration.test_trainer_service import FAST, finished, read_until, send
 from trainer.exceptions import JobError
 from trainer.jobs import check_promotion
-from trainer.service import TrainerService
-from trainer.settings import TrainerSettings
 
 pytestmark = pytest.mark.integration
 KEY, KAFKA_PW = "control-key-4f0c2b", "sasl-pw-81d3e7"
@@ -40,10 +39,10 @@ def test_promotion_through_the_jobs_topic_needs_a_key_and_a_signature() -> None:
 
 
 async def test_jobs_cannot_read_outside_the_data_root_nor_leak_what_they_read(
-    broker, uid: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    broker, uid: str, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("STREAMCLF_CONTROL_KEY", KEY)  # in /proc/self/environ from now on
-    monkeypatch.setenv("STREAMCLF_KAFKA_SASL_PASSWORD", KAFKA_PW)
+    """The trainer runs as its own process with the control key and a SASL password in its
+    environment, so /proc/self/environ (what a job may name) holds both."""
     store = ModelStore(tmp_path / "store")
     init_model(store, "sent", LABELS, "tiny", seed=0)
     root, outside = tmp_path / "data", tmp_path / "private"
@@ -55,12 +54,21 @@ async def test_jobs_cannot_read_outside_the_data_root_nor_leak_what_they_read(
     (root / "header.tsv").write_text(f"token={KEY}\n0\tok\n", encoding="utf-8")
     (root / "label.tsv").write_text(f"label\ttext_a\n0\t好\n{KEY}\t坏\n", encoding="utf-8")
     (root / "dev.tsv").write_text("label\ttext_a\n0\t好\n1\t坏\n", encoding="utf-8")
-    settings = TrainerSettings(
-        jobs_topic=f"jobs-{uid}", results_topic=f"results-{uid}", feedback_topic=f"fb-{uid}",
-        control_topic=f"control-{uid}", group_id=f"trainer-{uid}", model_store=store.root,
-        data_root=root, control_key=KEY, progress_interval_s=0.0,
-    )  # fmt: skip
-    await create_topics(broker, [settings.jobs_topic, settings.results_topic], partitions=1)
+    jobs_topic, results_topic = f"jobs-{uid}", f"results-{uid}"
+    env = {
+        **os.environ,
+        "STREAMCLF_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "STREAMCLF_KAFKA_SASL_PASSWORD": KAFKA_PW,
+        "STREAMCLF_CONTROL_KEY": KEY,
+        "STREAMCLF_CONTROL_TOPIC": f"control-{uid}",
+        "STREAMCLF_MODEL_STORE": str(store.root),
+        "STREAMCLF_TRAINER_DATA_ROOT": str(root),
+        "STREAMCLF_TRAINER_JOBS_TOPIC": jobs_topic,
+        "STREAMCLF_TRAINER_RESULTS_TOPIC": results_topic,
+        "STREAMCLF_TRAINER_FEEDBACK_TOPIC": f"fb-{uid}",
+        "STREAMCLF_TRAINER_GROUP_ID": f"trainer-{uid}",
+    }
+    await create_topics(broker, [jobs_topic, results_topic], partitions=1)
     jobs = {
         "environ": "/proc/self/environ",
         "absolute": str(outside / "secret.tsv"),
@@ -79,16 +87,17 @@ async def test_jobs_cannot_read_outside_the_data_root_nor_leak_what_they_read(
     promote = TrainJob(job_id="promote-unsigned", model="sent", train="dev.tsv", dev="dev.tsv",
                        hyperparameters=FAST, promote=True)  # fmt: skip
     values += [promote.model_dump_json().encode()]
-    stop = asyncio.Event()
-    service = asyncio.create_task(TrainerService(settings, broker).run(stop))
+    log = (tmp_path / "trainer.log").open("wb")
+    trainer = subprocess.Popen([STREAMCLF, "trainer", "serve"], env=env, stdout=log,
+                               stderr=subprocess.STDOUT)  # fmt: skip
     try:
-        await send(broker, settings.jobs_topic, values)
+        await send(broker, jobs_topic, values)
         results = await read_until(
-            broker, settings.results_topic, lambda v: finished(v, "promote-unsigned") is not None
+            broker, results_topic, lambda v: finished(v, "promote-unsigned") is not None
         )
     finally:
-        stop.set()
-        await asyncio.wait_for(service, 30)
+        trainer.terminate()
+        trainer.wait(30)
     final = {name: finished(results, name) for name in [*jobs, "promote-unsigned"]}
     for name in ("environ", "absolute", "symlink-environ", "symlink-out"):
         assert final[name]["status"] == "invalid", final[name]
@@ -104,5 +113,6 @@ async def test_jobs_cannot_read_outside_the_data_root_nor_leak_what_they_read(
     published = json.dumps(results, ensure_ascii=False)
     for secret in (KEY, KAFKA_PW, os.environ.get("PATH", "PATH=")):
         assert secret not in published, f"a result carries {secret[:12]}…"
+    assert KEY not in (tmp_path / "trainer.log").read_text(errors="replace")
     fields = {"job_id", "status", "model", "version", "metrics", "promoted", "error", "at_ms"}
     assert all(set(r) <= fields and not r["metrics"] for r in results), results
