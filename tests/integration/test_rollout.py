@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
+import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from bus.rollout import read_to_end
 from bus.settings import KafkaSettings
+from schemas.control import CanaryModel
 from schemas.status import WorkerStatus
+from tests.conftest import free_port
 from tests.integration.harness import WorkerProcess, collect, make_topics, produce, text_events
 from tests.integration.test_hot_swap import cli, make_store, stop_all, topics_env, wait_workers
 from worker.rollout import in_canary, in_shadow
@@ -52,7 +58,15 @@ async def test_shadow_samples_by_id_compare_and_promote_gate(
     topic, env, n = f"news-{uid}", topics_env(uid), 600
     feedback_topic = f"feedback-{uid}"
     await make_topics(broker, [topic, feedback_topic], 2)
-    w1 = WorkerProcess(broker, store, [f"{topic}=news"], f"g-{uid}", tmp_path, "w1", env=env)
+    port = free_port()
+    metrics_env = {
+        **env,
+        "STREAMCLF_METRICS_PORT": str(port),
+        "STREAMCLF_METRICS_HOST": "127.0.0.1",
+    }
+    w1 = WorkerProcess(
+        broker, store, [f"{topic}=news"], f"g-{uid}", tmp_path, "w1", env=metrics_env
+    )
     workers = [w1.start()]
     common = ("--store", str(store), "--json")
     try:
@@ -63,6 +77,8 @@ async def test_shadow_samples_by_id_compare_and_promote_gate(
         )  # fmt: skip
         assert code == 0, f"{out}\n{err}\n{w1.log()}"
         ids = await round_of(broker, topic, "a", n, None)
+        first = {i for i in ids if in_shadow(i, FRACTION)}
+        await collect(broker, [f"{topic}.shadow"], len(first))  # round a done by the first run
         # a worker that starts later (here: a restart) joins the shadow from the control topic
         stop_all(workers)
         workers = [w1.start()]
@@ -71,6 +87,9 @@ async def test_shadow_samples_by_id_compare_and_promote_gate(
         labelled = await collect(broker, [f"{topic}.labelled"], 2 * n, quiet_s=2)
         sampled = {i for i in ids if in_shadow(i, FRACTION)}
         shadowed = await collect(broker, [f"{topic}.shadow"], len(sampled), quiet_s=2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            metrics = resp.read().decode()
+        status = await cli(broker, env, "status", "--json")
         # feedback: the active version's label (right for it; wrong for the candidate where
         # they disagree) for 40 sampled events
         answers = {o["id"]: o["label"] for o in labelled}
@@ -132,6 +151,18 @@ async def test_shadow_samples_by_id_compare_and_promote_gate(
     assert report["candidate_figures"]["feedback_accuracy"] == round(agreeing / 40, 4)
     assert report["active"][0]["feedback_accuracy"] == 1.0
     assert report["candidate_figures"]["throughput_eps"] > 0
+    # the restarted worker's gauge: agreement over the events it shadowed (round b)
+    mine = [r for r in shadowed if r["id"].startswith("b")]
+    gauge = re.search(r'streamclf_shadow_agreement\{model="news",version="v2"\} (\S+)', metrics)
+    assert gauge and float(gauge.group(1)) == pytest.approx(
+        sum(r["agree"] for r in mine) / len(mine)
+    ), metrics
+    assert 'streamclf_rollout_fraction{kind="shadow",model="news",version="v2"} 0.3' in metrics
+    rows = json.loads(status[1])
+    assert [(r["kind"], r["version"], r["fraction"]) for r in rows[0]["rollouts"]] == [
+        ("shadow", "v2", FRACTION)
+    ]
+    assert rows[0]["rollouts"][0]["events"] == len(mine)
     code, _, err = refused
     assert code == 1 and f"{agreement:.4f}" in err and "below the required" in err, err
     code, _, err = refused_fb
@@ -143,7 +174,7 @@ async def test_canary_keys_stable_across_rounds_restart_rollback_and_swap(
     broker: KafkaSettings, tiny_store: Path, uid: str, tmp_path: Path
 ) -> None:
     store = make_store(tiny_store, tmp_path / "store")
-    topic, env, n = f"news-{uid}", topics_env(uid), 400
+    topic, env, n = f"news-{uid}", topics_env(uid, key=f"key-{uid}"), 400
     await make_topics(broker, [topic], 4)
     keys: list[bytes | None] = [f"user-{i % 150}".encode() for i in range(n - 50)] + [None] * 50
     w1 = WorkerProcess(broker, store, [f"{topic}=news"], f"g-{uid}", tmp_path, "w1", env=env)
@@ -165,6 +196,21 @@ async def test_canary_keys_stable_across_rounds_restart_rollback_and_swap(
         labelled = await collect(broker, [f"{topic}.labelled"], 3 * n, quiet_s=2)
         code, out, err = await cli(broker, env, "models", "rollback", "news", "--wait")
         assert code == 0 and "canary news@v2 ended" in out, f"{out}\n{err}"
+        # replaying the first (signed) canary command, an unsigned one and one of a type this
+        # version does not know: all ignored, the worker goes on without a canary
+        control = await read_to_end(broker, [f"control-{uid}"])
+        first = next(r for r in control if r.key == b"news:canary")
+        unsigned = CanaryModel(model="news", version="v2", fraction=1.0,
+                               requested_at_ms=int(time.time() * 1000), sequence=10**12)  # fmt: skip
+        unknown = json.dumps({"type": "teleport", "model": "news", "sequence": 10**12 + 1})
+        await produce(
+            broker, f"control-{uid}",
+            [first.value, unsigned.model_dump_json().encode(), unknown.encode()],
+            [first.key, b"news:canary", b"news"],
+        )  # fmt: skip
+        rejected = await wait_workers(broker, uid, workers, lambda ss: all(
+            s.rejected_control >= 2 for s in ss.values()))  # fmt: skip
+        assert all(not s.rollouts for s in rejected.values())
         rounds["d"] = await round_of(broker, topic, "d", n, keys)
         code, out, err = await cli(
             broker, env, "models", "canary", "news", "v2", "--fraction", "0.5",
@@ -195,4 +241,6 @@ async def test_canary_keys_stable_across_rounds_restart_rollback_and_swap(
         share = sum(o["version"] == "v2" for o in by_id.values()) / n
         assert 0.15 < share < 0.45, share
     assert {o["version"] for o in once_each(labelled, rounds["d"]).values()} == {"v1"}
+    log = w1.log_path.read_text()
+    assert "unknown command type 'teleport'" in log and "stale canary" in log
     assert {o["version"] for o in once_each(labelled, rounds["e"]).values()} == {"v2"}
