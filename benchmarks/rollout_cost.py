@@ -6,21 +6,23 @@ Two randomly initialised versions of one model, a real broker and one `streamclf
 subprocess (cache off, so every event is computed). Four phases, each a burst of `--events`
 events after the worker settled:
 
-- baseline: v1 alone;
+- v1 alone (three times: before, between and after the rollouts, as the reference and to show
+  how much the shared machine's load moves the figures);
 - shadow: `models shadow` of v2 on `--shadow-fraction` of the events (default all of them);
-- canary: shadow stopped, `models canary` of v2 on `--canary-fraction` of the keys;
-- after: canary ended.
+- canary: `models canary` of v2 on `--canary-fraction` of the keys.
 
 Per phase: the worker's median RSS while idle before the burst (psutil, every 50 ms), and the
 labelled throughput (events / time from the first input's broker timestamp to the last
 labelled output's), plus for the shadow the time until the last shadow result. Ratios are
-within this run, against v1 alone (the mean of the baseline and after phases). Results: printed, and JSON under benchmarks/results/rollout_cost-<preset>.json.
+within this run, against the mean of the v1-alone phases. Results: printed, and JSON under benchmarks/results/rollout_cost-<preset>.json, with the
+shadow phase's `models compare` report (also as the CLI prints it, `...compare.txt`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import statistics
 import tempfile
@@ -28,7 +30,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from admin.rollouts import request_rollout, stop_rollout, wait_rollout
+from rich.console import Console
+
+from admin.compare import CompareReport
+from admin.render import compare_tables
+from admin.rollouts import gather_report, request_rollout, stop_rollout, wait_rollout
 from benchmarks.common import RESULTS_DIR, machine_info, versions
 from benchmarks.harness import (
     Subprocess,
@@ -44,14 +50,27 @@ from bus.producing import produce_many
 from bus.reading import read_until_quiet
 from bus.settings import KafkaSettings
 from modelstore.store import ModelStore
+from worker.rollout import in_shadow
 
 SEEN: dict[str, int] = {}  # outputs per topic so far (every phase reads from the beginning)
 
 
+# v1 alone before, between and after the rollouts: the machine is shared, so the spread of
+# these three says how far the load around moved the figures
+PHASES = [
+    ("v1-alone-1", None),
+    ("shadow", "shadow"),
+    ("v1-alone-2", None),
+    ("canary", "canary"),
+    ("v1-alone-3", None),
+]
+
+
 async def burst(
-    kafka: KafkaSettings, topic: str, prefix: str, n: int, shadow: int = 0
+    kafka: KafkaSettings, topic: str, prefix: str, n: int, shadow_fraction: float = 0.0
 ) -> dict[str, Any]:
-    """Produce `n` events; labelled events/s (and shadow results/s when `shadow` are due)."""
+    """Produce `n` events; labelled events/s (and shadow results/s while shadowing)."""
+    shadow = sum(in_shadow(f"{prefix}{i}", shadow_fraction) for i in range(n))
     records = [
         (f"k{i}".encode(), event_json(f"{prefix}{i}", f"{TEXTS[i % len(TEXTS)]}{prefix}{i}"))
         for i in range(n)
@@ -82,7 +101,7 @@ async def burst(
 
 
 async def phase(
-    name: str, kafka: KafkaSettings, topic: str, sampler: RssSampler, args: Any, shadow: int = 0
+    name: str, kafka: KafkaSettings, topic: str, sampler: RssSampler, args: Any, shadow: float
 ) -> dict[str, Any]:
     await asyncio.sleep(args.settle)
     now = time.monotonic()
@@ -131,32 +150,35 @@ async def run(args: argparse.Namespace, store_root: Path) -> dict[str, Any]:
         ]  # fmt: skip
         worker = Subprocess(argv, env, RESULTS_DIR / "logs" / "rollout_cost-worker.log").start()
         sampler = RssSampler(worker.pid).start()
-        shadowed = round(args.events * args.shadow_fraction)  # approximately: by hash of id
+        rows: list[dict[str, Any]] = []
         try:
             await wait_ready(kafka, status, worker, 300)
-            rows = [await phase("baseline", kafka, topic, sampler, args)]
-            await command(kafka, store, "shadow", args.shadow_fraction, control, status)
-            rows.append(await phase("shadow", kafka, topic, sampler, args, shadowed))
-            await command(kafka, store, "shadow", None, control, status)
-            await command(kafka, store, "canary", args.canary_fraction, control, status)
-            rows.append(await phase("canary", kafka, topic, sampler, args))
-            await command(kafka, store, "canary", None, control, status)
-            rows.append(await phase("after", kafka, topic, sampler, args))
+            for name, kind in PHASES:
+                if kind:
+                    fraction = getattr(args, f"{kind}_fraction")
+                    await command(kafka, store, kind, fraction, control, status)
+                shadow = args.shadow_fraction if kind == "shadow" else 0.0
+                rows.append(await phase(name, kafka, topic, sampler, args, shadow))
+                if kind == "shadow":
+                    report = await gather_report(
+                        kafka, MODEL, "v2", [f"{topic}.shadow"], f"{topic}.feedback"
+                    )
+                if kind:
+                    await command(kafka, store, kind, None, control, status)
         finally:
             sampler.stop()
             worker.stop()
-    return summary(args, rows, store, create_s)
+    return summary(args, rows, store, create_s) | {"compare": report.model_dump()}
 
 
 def summary(args: Any, rows: list[dict[str, Any]], store: ModelStore, create_s: float) -> dict:
-    # the reference is v1 alone, before and after the rollouts (the machine is shared: the
-    # two tell how much the load around moved meanwhile)
-    alone = [r for r in rows if r["phase"] in ("baseline", "after")]
+    alone = [r for r in rows if r["phase"].startswith("v1-alone")]
     ref_rss = statistics.mean(r["rss_idle_mb"] for r in alone)
     ref_eps = statistics.mean(r["labelled_events_per_s"] for r in alone)
     for row in rows:
         row["rss_vs_v1_alone_mb"] = round(row["rss_idle_mb"] - ref_rss, 1)
         row["throughput_vs_v1_alone"] = round(row["labelled_events_per_s"] / ref_eps, 3)
+    spread = [r["throughput_vs_v1_alone"] for r in alone]
     weights = (store.version_dir(MODEL, "v1") / "model.safetensors").stat().st_size / MB
     return {
         "benchmark": "rollout_cost",
@@ -168,10 +190,19 @@ def summary(args: Any, rows: list[dict[str, Any]], store: ModelStore, create_s: 
         "shadow_fraction": args.shadow_fraction,
         "canary_fraction": args.canary_fraction,
         "phases": rows,
+        "v1_alone_throughput_spread": [min(spread), max(spread)],
         "machine": machine_info(),
         "versions": versions(),
         "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+def compare_text(report: CompareReport) -> str:
+    """`streamclf models compare` as the CLI prints it, for the docs to quote."""
+    console = Console(record=True, width=100, file=io.StringIO())
+    for table in compare_tables(report):
+        console.print(table)
+    return console.export_text()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -195,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps(payload["phases"], indent=2))
     print(f"wrote {out}")
+    table = out.with_suffix(".compare.txt")
+    table.write_text(compare_text(CompareReport.model_validate(payload["compare"])))
+    print(table.read_text())
     return 0
 
 

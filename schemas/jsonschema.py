@@ -13,11 +13,13 @@ from pydantic import BaseModel
 
 from schemas.deadletter import DeadLetter
 from schemas.events import LabelledEvent, TextEvent
+from schemas.rollout import ShadowResult
 
 PUBLISHED: dict[str, type[BaseModel]] = {
     "TextEvent": TextEvent,
     "LabelledEvent": LabelledEvent,
     "DeadLetter": DeadLetter,
+    "ShadowResult": ShadowResult,
 }
 
 

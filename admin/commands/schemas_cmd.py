@@ -9,7 +9,7 @@ import typer
 from admin.context import EXIT_FAILED, console, fail
 from schemas.jsonschema import rendered
 
-app = typer.Typer(help="JSON Schemas of TextEvent, LabelledEvent and DeadLetter.")
+app = typer.Typer(help="JSON Schemas of TextEvent, LabelledEvent, DeadLetter and ShadowResult.")
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "json"
 
 
