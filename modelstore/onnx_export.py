@@ -94,6 +94,16 @@ def ensure_onnx(version_dir: Path, model: Any = None) -> OnnxManifest | None:
     return export_onnx(version_dir, model, weights_sha)
 
 
+def try_ensure_onnx(version_dir: Path, model: Any = None) -> OnnxManifest | None:
+    """`ensure_onnx`, logging a failure instead of raising: the version still serves on
+    torch, and a worker tries the export again at load."""
+    try:
+        return ensure_onnx(version_dir, model)
+    except OnnxExportError as exc:
+        log.warning("%s: no ONNX graphs: %s", version_dir, exc)
+        return None
+
+
 def export_onnx(
     version_dir: Path, model: Any = None, weights_sha256: str | None = None
 ) -> OnnxManifest:

@@ -245,12 +245,10 @@ class ModelStore:
     def _export_graphs(self, model: str, tmp: Path) -> None:
         """ONNX graphs beside the weights; a failed export is logged, the version still stored
         (the worker then runs torch and tries the export again at load)."""
-        from modelstore.onnx_export import OnnxExportError, ensure_onnx
+        from modelstore.onnx_export import try_ensure_onnx
 
-        try:
-            ensure_onnx(tmp)
-        except OnnxExportError as exc:
-            log.warning("new version of %s stored without ONNX graphs: %s", model, exc)
+        if try_ensure_onnx(tmp) is None:
+            log.info("new version of %s stored without ONNX graphs", model)
 
     def delete(self, model: str, version: str) -> None:
         """Remove a version and leave a tombstone, so that its name is never reused."""

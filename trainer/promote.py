@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from bus.control import CONTROL_TOPIC, publish_control
 from bus.settings import KafkaSettings
+from modelstore.onnx_export import try_ensure_onnx
 from modelstore.store import ModelStore, file_sha256
 from schemas.card import ModelCard
 from schemas.control import SwapModel
@@ -105,7 +107,8 @@ async def request_swap(
     Its sequence comes from the store and is recorded with the pointer, so that workers ignore
     any older command (a replay) once this one is in force.
     """
-    store.require(model, version)
+    path = store.require(model, version)
+    await asyncio.to_thread(try_ensure_onnx, path)  # ONNX graphs in place before workers load
     message = SwapModel(
         model=model,
         version=version,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelstore.probes import write_probe_file
 from modelstore.store import ModelStore
 from schemas.card import ModelCard
 from trainer.base import Start, load_start
@@ -272,6 +273,8 @@ def _store(
     def write(tmp: Path) -> ModelCard:
         model.to("cpu").save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        dev = run.data["dev"].examples  # probe texts for the worker's backend agreement check
+        write_probe_file(tmp, [(e.text, e.text_pair) for e in dev])
         return build_card(run.config, run.start, run.data, loop, test, duration_s, speed)
 
     return store.add_version(run.config.model, write)

@@ -2,7 +2,9 @@
 
 Every candidate runs the same length-sorted probe batches as fp32 torch (the reference); a
 candidate is accepted when its top-1 agreement with the reference is at least
-`min_agreement`, and `auto` takes the fastest accepted one. The choice is cached in the version
+`min_agreement`, and `auto` takes the fastest accepted one (timed on a few probe batches
+spread over the length range). The reference probabilities are kept in the version
+directory (`probe-reference.json`), so only the first load of a version pays for them. The choice is cached in the version
 directory (`engine-choice.json`) under a key of weights, graphs, settings, probe texts and
 machine, so a later load with the same key skips the measurement.
 """
@@ -29,7 +31,9 @@ from worker.backends.base import REFERENCE, Backend, BackendUnavailable, Inferen
 log = logging.getLogger(__name__)
 
 CHOICE_FILE = "engine-choice.json"
+REFERENCE_FILE = "probe-reference.json"  # fp32 torch probabilities on the probe texts
 KEEP_CHOICES = 8
+TIMED_BATCHES = 4  # probe batches each candidate is timed on
 Chunk = tuple[np.ndarray, np.ndarray, np.ndarray]  # padded ids, types, mask
 
 
@@ -122,14 +126,24 @@ def write_cached(version_dir: Path, choice: EngineChoice) -> None:
 
 
 # -- measuring -------------------------------------------------------------------------
-def run_probes(backend: Backend, chunks: Sequence[Chunk]) -> tuple[np.ndarray, float]:
-    """Logits of every probe row (in chunk order) and texts/s after one warm-up chunk."""
-    backend.forward(*chunks[0])
+def spread(chunks: Sequence[Chunk], count: int) -> list[Chunk]:
+    """`count` probe batches spread over the length range (they are length-sorted)."""
+    step = max(1, len(chunks) // count)
+    return list(chunks[::step][:count])
+
+
+def time_probes(backend: Backend, chunks: Sequence[Chunk]) -> float:
+    """texts/s on a few probe batches after one warm-up batch."""
+    timed = spread(chunks, TIMED_BATCHES)
+    backend.forward(*timed[0])
     started = time.perf_counter()
-    logits = [backend.forward(*chunk) for chunk in chunks]
-    seconds = time.perf_counter() - started
-    rows = sum(len(c[0]) for c in chunks)
-    return np.concatenate(logits), rows / max(seconds, 1e-9)
+    for chunk in timed:
+        backend.forward(*chunk)
+    return sum(len(c[0]) for c in timed) / max(time.perf_counter() - started, 1e-9)
+
+
+def logits_of(backend: Backend, chunks: Sequence[Chunk]) -> np.ndarray:
+    return np.concatenate([backend.forward(*chunk) for chunk in chunks])
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float]:
@@ -145,50 +159,63 @@ def choose(
     chunks: Sequence[Chunk],
     probabilities: Callable[[np.ndarray], np.ndarray],
     min_agreement: float,
-) -> tuple[Backend, EngineChoice]:
-    """Measure each spec against fp32 torch; keep the fastest accepted one, release the rest."""
+    reference_probs: np.ndarray | None = None,
+) -> tuple[Backend, EngineChoice, np.ndarray]:
+    """Check each spec against fp32 torch (agreement on every probe text; speed on a few
+    probe batches); keep the fastest accepted one, release the rest. Returns the reference
+    probabilities too (computed here unless given), for the caller to keep."""
     started = time.perf_counter()
-    reference = build(REFERENCE)
-    ref_logits, ref_speed = run_probes(reference, chunks)
-    ref_probs = probabilities(ref_logits)
+    reference: Backend | None = None
+    if reference_probs is None or REFERENCE in specs:
+        reference = build(REFERENCE)
+    if reference_probs is None:
+        assert reference is not None
+        reference_probs = probabilities(logits_of(reference, chunks))
+    ref_speed = time_probes(reference, chunks) if reference is not None else None
     reports: list[CandidateReport] = []
     best: tuple[Backend, CandidateReport] | None = None
     for spec in specs:
         report = CandidateReport(backend=spec.backend, precision=spec.precision)
         reports.append(report)
         if spec == REFERENCE:
+            assert reference is not None
             backend: Backend = reference
             report.texts_per_s, report.agreement, report.max_score_diff = ref_speed, 1.0, 0.0
         else:
             try:
                 backend = build(spec)
-                logits, report.texts_per_s = run_probes(backend, chunks)
+                report.texts_per_s = time_probes(backend, chunks)
+                logits = logits_of(backend, chunks)
             except (BackendUnavailable, RuntimeError) as exc:
                 if mode == "explicit":
                     raise
                 report.reason = f"unavailable: {exc}"
                 log.warning("engine candidate %s unavailable: %s", spec, exc)
                 continue
-            report.agreement, report.max_score_diff = compare(ref_probs, probabilities(logits))
-        report.accepted = report.agreement >= min_agreement
+            agreement, diff = compare(reference_probs, probabilities(logits))
+            report.agreement, report.max_score_diff = agreement, diff
+        report.accepted = (report.agreement or 0.0) >= min_agreement
         if not report.accepted:
             report.reason = f"top-1 agreement {report.agreement:.3f} < {min_agreement}"
-        if report.accepted and (best is None or report.texts_per_s > best[1].texts_per_s):
+        speed = report.texts_per_s or 0.0
+        if report.accepted and (best is None or speed > (best[1].texts_per_s or 0.0)):
             if best is not None and best[0] is not reference:
                 best[0].release()
             best = (backend, report)
         elif backend is not reference:
             backend.release()
     if best is None:
+        if reference is not None:
+            reference.release()
         raise PrecisionRefused(
             "no backend agrees with fp32 on the probe texts: "
             + "; ".join(f"{r.backend} {r.precision}: {r.reason}" for r in reports)
         )
-    if best[0] is not reference:
+    if reference is not None and best[0] is not reference:
         reference.release()
     chosen = best[1]
     candidates = [CandidateReport(**r.model_dump()) for r in reports]
-    if REFERENCE not in specs:  # measured only as the reference: say so
+    if REFERENCE not in specs and ref_speed is not None:  # measured only as the reference
         candidates.insert(
             0,
             CandidateReport(
@@ -209,7 +236,31 @@ def choose(
         measured_at=datetime.now(UTC).isoformat(timespec="seconds"),
         measure_seconds=round(time.perf_counter() - started, 2),
     )
-    return best[0], choice
+    return best[0], choice, reference_probs
+
+
+def read_reference(version_dir: Path, key: str) -> np.ndarray | None:
+    """fp32 torch probabilities on the probe texts, kept from an earlier load (JSON)."""
+    path = version_dir / REFERENCE_FILE
+    try:
+        found = json.loads(path.read_text(encoding="utf-8")).get(key) if path.is_file() else None
+        return np.asarray(found, dtype=np.float32) if found else None
+    except (OSError, ValueError) as exc:
+        log.warning("%s: unreadable (%s); computing the reference again", path, exc)
+        return None
+
+
+def write_reference(version_dir: Path, key: str, probs: np.ndarray) -> None:
+    path = version_dir / REFERENCE_FILE
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        entries[key] = np.round(probs.astype(np.float64), 7).tolist()
+        entries = dict(list(entries.items())[-KEEP_CHOICES:])
+        tmp = path.with_name(f".tmp-{REFERENCE_FILE}-{os.getpid()}")
+        tmp.write_text(json.dumps(entries), encoding="utf-8")
+        os.replace(tmp, path)
+    except (OSError, ValueError) as exc:
+        log.warning("%s: reference not kept (%s)", path, exc)
 
 
 def _cpu_model() -> str:

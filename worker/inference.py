@@ -46,7 +46,9 @@ from worker.engine_select import (
     key_parts,
     needs_measuring,
     read_cached,
+    read_reference,
     write_cached,
+    write_reference,
 )
 
 __all__ = [
@@ -142,14 +144,19 @@ class InferenceEngine:
                 return backend, cached.model_copy(update={"cached": True})
             except BackendUnavailable as exc:
                 log.warning("%s: cached choice unusable (%s); measuring", self.model_dir, exc)
-        backend, choice = choose(
+        ref_key = choice_key(self._reference_settings(probes))
+        cached_ref = read_reference(self.model_dir, ref_key) if self.cache_choice else None
+        backend, choice, reference = choose(
             specs,
             mode,
             lambda spec: self._build(spec, copy=True),
             self._probe_batches(probes),
             self._probabilities,
             self.min_dtype_agreement,
+            cached_ref,
         )
+        if self.cache_choice and cached_ref is None:
+            write_reference(self.model_dir, ref_key, reference)
         choice = choice.model_copy(
             update={"device": device, "probe_source": probes.source, "key": key}
         )
@@ -169,6 +176,16 @@ class InferenceEngine:
             max_length=self.max_length,
             probes=digest,
         )
+
+    def _reference_settings(self, probes: ProbeSet) -> dict[str, Any]:
+        """What fp32 torch's probe probabilities depend on."""
+        return {
+            "weights": self.weights_sha256,
+            "probes": hashlib.sha256(repr((probes.texts, probes.pairs)).encode()).hexdigest(),
+            "max_length": self.max_length,
+            "device": self.torch_device.type,
+            "torch": torch.__version__,
+        }
 
     def _fp32_model(self) -> Any:
         if self._fp32 is None:

@@ -99,6 +99,8 @@ def test_auto_takes_the_fastest_agreeing_backend_and_caches_the_choice(model_dir
     assert choice.mode == "auto" and not choice.cached and choice.key
     stored = json.loads((model_dir / "engine-choice.json").read_text())
     assert stored[choice.key]["backend"] == choice.backend
+    reference = json.loads((model_dir / "probe-reference.json").read_text())
+    assert [len(probs) for probs in reference.values()] == [MIN_PROBES]  # fp32, kept once
 
     again = InferenceEngine(model_dir, engine="auto")
     assert again.choice.cached and again.choice.backend == choice.backend
@@ -143,6 +145,30 @@ def test_missing_or_tampered_graphs_are_exported_again(tmp_path: Path) -> None:
     shutil.rmtree(vdir / ONNX_DIR)
     engine = InferenceEngine(vdir, engine="onnx")
     assert (vdir / ONNX_DIR / MANIFEST).is_file() and engine.choice.backend == "onnx"
+
+
+def test_promotion_exports_missing_graphs_before_the_swap_is_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A version stored without graphs (an older store) gets them when promoted, before any
+    worker is told to load it."""
+    import asyncio
+
+    import trainer.promote
+    from bus.settings import KafkaSettings
+
+    store = ModelStore(tmp_path, export_onnx=False)
+    init_model(store, "m", PRESET_LABELS["chinanews"], "tiny", seed=1)
+    vdir = store.require("m", "v1")
+    assert read_manifest(vdir) is None
+    published = []
+
+    async def publish(settings, message, key=None, topic=None) -> None:
+        published.append((message.version, read_manifest(vdir) is not None))
+
+    monkeypatch.setattr(trainer.promote, "publish_control", publish)
+    asyncio.run(trainer.promote.request_swap(KafkaSettings(), store, "m", "v1", "test"))
+    assert published == [("v1", True)]
 
 
 def test_without_onnxruntime_auto_uses_torch_only(

@@ -11,7 +11,9 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from admin.cli import app
+from modelstore.onnx_export import onnx_available, read_manifest
 from modelstore.presets import init_model
+from modelstore.probes import probe_set
 from modelstore.store import ModelStore
 from tests.fixtures.trainer_data import LABELS, write_splits
 from trainer.config import TrainConfig
@@ -53,6 +55,13 @@ def test_train_stores_version_with_card(setup) -> None:
     assert {e.phase for e in events} >= {"load", "train", "eval", "done"}
     assert all(e.examples_per_s > 0 for e in events if e.phase == "train")
     assert not (store.root / ".checkpoints" / "sent").exists()  # cleared on success
+    # The dev texts become the version's probe texts (the worker's backend agreement check),
+    # and the new version carries its ONNX graphs.
+    vdir = store.require("sent", outcome.version)
+    probes = probe_set(vdir, count=16)
+    assert probes.source == "version" and len(probes.texts) == 16
+    if onnx_available():
+        assert read_manifest(vdir) is not None
 
 
 def test_resume_gives_the_same_weights(setup) -> None:
@@ -128,4 +137,7 @@ def test_cli_train_eval_and_errors(setup, tmp_path: Path) -> None:
     bad = tmp_path / "bad.tsv"
     bad.write_text("label\ttext_a\n1\t好\n5\t坏\n", encoding="utf-8")
     result = runner.invoke(app, ["eval", "--model", "sent", "--data", str(bad), *common])
-    assert result.exit_code == 1 and f"{bad}:3: column label: ids go from 0 to 1" in result.output.replace("\n", "")
+    assert (
+        result.exit_code == 1
+        and f"{bad}:3: column label: ids go from 0 to 1" in result.output.replace("\n", "")
+    )
