@@ -55,7 +55,7 @@ async def test_shadow_samples_by_id_compare_and_promote_gate(
     broker: KafkaSettings, tiny_store: Path, uid: str, tmp_path: Path
 ) -> None:
     store = make_store(tiny_store, tmp_path / "store")
-    topic, env, n = f"news-{uid}", topics_env(uid), 600
+    topic, env, n = f"news-{uid}", topics_env(uid), 400
     feedback_topic = f"feedback-{uid}"
     await make_topics(broker, [topic, feedback_topic], 2)
     port = free_port()
@@ -174,9 +174,9 @@ async def test_canary_keys_stable_across_rounds_restart_rollback_and_swap(
     broker: KafkaSettings, tiny_store: Path, uid: str, tmp_path: Path
 ) -> None:
     store = make_store(tiny_store, tmp_path / "store")
-    topic, env, n = f"news-{uid}", topics_env(uid, key=f"key-{uid}"), 400
+    topic, env, n = f"news-{uid}", topics_env(uid, key=f"key-{uid}"), 240
     await make_topics(broker, [topic], 4)
-    keys: list[bytes | None] = [f"user-{i % 150}".encode() for i in range(n - 50)] + [None] * 50
+    keys: list[bytes | None] = [f"user-{i % 100}".encode() for i in range(n - 40)] + [None] * 40
     w1 = WorkerProcess(broker, store, [f"{topic}=news"], f"g-{uid}", tmp_path, "w1", env=env)
     workers = [w1.start()]
     rounds: dict[str, set[str]] = {}

@@ -169,3 +169,61 @@ def test_a_replayed_old_swap_does_not_end_a_newer_canary() -> None:
     assert book.get("news", "canary") is not None
     assert book.feed(swap("news", "v3", 30))
     assert book.get("news", "canary") is None
+
+
+class _Registry:
+    """Loads succeed for v2 (a stand-in engine), fail for anything else; records retirements."""
+
+    def __init__(self) -> None:
+        self.retired: list[object] = []
+
+    async def load(self, model: str, version: str, sha256: str | None) -> object:
+        from worker.registry import Active
+
+        if version != "v2":
+            raise FileNotFoundError(f"{model}@{version}: no weights")
+        return Active(version, engine=f"engine-{version}")  # type: ignore[arg-type]
+
+    def retire(self, model: str, engine: object) -> None:
+        self.retired.append(engine)
+
+
+def _item(i: int, key: bytes | None) -> object:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(key=key, event=SimpleNamespace(id=f"id-{i}"))
+
+
+async def test_canary_split_status_and_a_version_that_fails_to_load() -> None:
+    from admin.render import rollouts_text
+    from worker.registry import Active
+    from worker.rollout import Rollouts
+
+    async def send(topic: str, value: bytes, key: bytes | None) -> None:
+        raise AssertionError("no shadow here")
+
+    async def topics(model: str) -> None:
+        return None
+
+    registry = _Registry()
+    rollouts = Rollouts(registry, ["news"], send, "w1", topics)  # type: ignore[arg-type]
+    await rollouts.apply(canary("v2", 10, fraction=0.5))
+    active = Active("v1", engine="engine-v1")  # type: ignore[arg-type]
+    batch = [_item(i, f"user-{i % 7}".encode() if i % 3 else None) for i in range(60)]
+    parts = rollouts.split("news", batch, active)  # type: ignore[arg-type]
+    assert [p[0].version for p in parts] == ["v2", "v1"]
+    for answering, items in parts:
+        for item in items:
+            assert in_canary(item.key, item.event.id, 0.5) == (answering.version == "v2")
+    [status] = rollouts.status()
+    assert (status.kind, status.version, status.loaded, status.events) == (
+        "canary", "v2", True, len(parts[0][1])
+    )  # fmt: skip
+    await rollouts.apply(shadow("v9", 11))  # cannot load: reported, nothing else changes
+    by_kind = {s.kind: s for s in rollouts.status()}
+    assert not by_kind["shadow"].loaded and "no weights" in (by_kind["shadow"].error or "")
+    text = rollouts_text([s.model_dump() for s in rollouts.status()])
+    assert "canary news@v2 50%" in text and "no weights" in text
+    await rollouts.apply(swap("news", "v2", 12))  # completes the canary: its engine is retired
+    assert registry.retired == ["engine-v2"]
+    assert rollouts.split("news", batch, active) == [(active, batch)]  # type: ignore[arg-type]
