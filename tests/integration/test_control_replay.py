@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from aiokafka import TopicPartition
 
-from bus.clients import make_consumer
+from bus.rollout import read_to_end
 from bus.settings import KafkaSettings
 from modelstore.labels import PRESET_LABELS
 from modelstore.presets import init_model
@@ -20,20 +19,7 @@ pytestmark = pytest.mark.integration
 
 async def control_records(broker: KafkaSettings, topic: str) -> list[tuple[bytes, bytes]]:
     """(key, value) of every record on the control topic, in order."""
-    consumer = make_consumer(broker)
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]
-        out: list[tuple[bytes, bytes]] = []
-        while await consumer.position(tp) < end:
-            for record in (await consumer.getmany(tp, timeout_ms=500)).get(tp, []):
-                out.append((record.key, record.value))
-        return out
-    finally:
-        await consumer.stop()
+    return [(r.key, r.value) for r in await read_to_end(broker, [topic])]
 
 
 async def test_a_replayed_signed_swap_does_not_downgrade_running_or_restarted_workers(

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from aiokafka import TopicPartition
 
-from bus.clients import make_consumer, make_producer
+from bus.producing import produce_many
+from bus.reading import StopWhen, iter_records
 from bus.settings import KafkaSettings
 from bus.topics import create_topics
 from modelstore.presets import init_model
@@ -27,38 +27,22 @@ FAST = {"epochs": 1, "max_seq_len": 32, "batch_size": 8, "learning_rate": 1e-3, 
 
 
 async def send(broker: KafkaSettings, topic: str, values: list[bytes]) -> None:
-    producer = make_producer(broker)
-    await producer.start()
-    try:
-        for value in values:
-            await producer.send_and_wait(topic, value)
-    finally:
-        await producer.stop()
+    await produce_many(broker, topic, [(None, value) for value in values])
 
 
 async def read_until(
     broker: KafkaSettings, topic: str, done: Callable[[list[dict]], bool], timeout_s: float = 120
 ) -> list[dict]:
     """JSON values of `topic` from the start until `done(values)` or the timeout."""
-    consumer = make_consumer(broker)
-    await consumer.start()
     values: list[dict] = []
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not consumer.partitions_for_topic(topic):
-            assert time.monotonic() < deadline, f"{topic} never appeared"
-            await asyncio.sleep(0.2)
-            await consumer._client.force_metadata_update()
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        while not done(values):
-            assert time.monotonic() < deadline, f"timed out; got {values}"
-            for records in (await consumer.getmany(timeout_ms=300)).values():
-                values += [json.loads(r.value) for r in records]
-        return values
-    finally:
-        await consumer.stop()
+    stop = StopWhen(quiet_s=None, timeout_s=timeout_s)
+    reader = iter_records(broker, [topic], stop=stop, wait_for_topics_s=timeout_s)
+    async with contextlib.aclosing(reader):
+        async for record in reader:
+            values.append(json.loads(record.value or b"null"))
+            if done(values):
+                return values
+    raise AssertionError(f"timed out; got {values}")
 
 
 def finished(values: list[dict], job_id: str) -> dict | None:
