@@ -37,6 +37,8 @@ __all__ = [
     "ConsumerRebalanceListener",
     "ConsumerRecord",
     "KafkaError",
+    "MessageSizeTooLargeError",
     "Producer",
+    "RecordTooLargeError",
     "TopicPartition",
 ]

@@ -9,13 +9,18 @@ from pydantic import BaseModel
 
 
 class ErrorKind(StrEnum):
-    DECODE = "decode"  # bytes are not valid UTF-8 / JSON
+    """The step that failed for this event (docs/worker.md lists what each one means)."""
+
+    DECODE = "decode"  # bytes are not valid UTF-8 / JSON, or hold what UTF-8 cannot carry
     SCHEMA = "schema"  # JSON but not a TextEvent
-    EMPTY_TEXT = "empty_text"
+    EMPTY_TEXT = "empty_text"  # no visible character
     TOO_LARGE = "too_large"
     TOMBSTONE = "tombstone"  # null value
     NO_ROUTE = "no_route"
-    INFERENCE = "inference"
+    CACHE_KEY = "cache_key"  # the cache key could not be computed
+    INFERENCE = "inference"  # the model failed on this event alone
+    OUTPUT = "output"  # the labelled event could not be built or serialised
+    PUBLISH = "publish"  # the broker refused the labelled event for good (e.g. too large)
 
 
 class DeadLetter(BaseModel):

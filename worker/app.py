@@ -1,7 +1,8 @@
 """The worker: decode → route → batch → (cache, infer, publish) → commit, read top to bottom.
 
-Composition root: builds every part from the settings and runs the consume loop. Offsets are
-committed only for inputs whose output or dead letter the broker acknowledged.
+Composition root: builds every part from the settings and runs the consume loop. The
+checkpoint (worker/checkpoint.py) owns offsets and commits: an offset is committed only once
+the output or dead letter of it and of every earlier offset was acknowledged by the broker.
 """
 
 from __future__ import annotations
@@ -11,27 +12,26 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
-from aiokafka import ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
 
 from bus.clients import make_consumer, make_producer
 from bus.control import ensure_control_topics
 from bus.settings import KafkaSettings
 from bus.topics import create_topics, list_topics
+from bus.types import ConsumerRebalanceListener, TopicPartition
 from modelstore.store import ModelStore
 from schemas.control import AnyControl, Rollback, SwapModel
 from worker import metrics
-from worker.batcher import Batcher, estimate_tokens
 from worker.cache import make_cache
+from worker.checkpoint import Checkpoint
 from worker.control import ControlListener, starting_version
-from worker.decode import Rejected, decode_event
-from worker.health import serve_health
+from worker.health import Liveness, serve_health
 from worker.inference import InferenceEngine
-from worker.offsets import OffsetTracker
-from worker.pipeline import Item, ModelPipeline
+from worker.intake import Intake
+from worker.pipeline import ModelPipeline
 from worker.publisher import Publisher
 from worker.registry import ModelRegistry
 from worker.rollout import Rollouts
@@ -51,20 +51,28 @@ class _Rebalance(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self.worker.joined = True
+        self.worker.checkpoint.assign(assigned)
         log.info("assigned %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
 
 
 class Worker:
-    def __init__(self, settings: WorkerSettings, kafka: KafkaSettings | None = None) -> None:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        kafka: KafkaSettings | None = None,
+        producer_factory: Callable[[KafkaSettings], Any] = make_producer,
+    ) -> None:
         self.settings = settings
         self.kafka = kafka or KafkaSettings()
+        self._producer_factory = producer_factory
         self.router = Router(settings.parsed_routes())
         if not self.router.topics:
             raise ValueError(
                 "no routes: give --route IN_TOPIC=MODEL[:OUT_TOPIC] or STREAMCLF_ROUTES"
             )
         self.store = ModelStore(settings.model_store)
-        self.tracker = OffsetTracker()
+        self.checkpoint = Checkpoint(self._commit_offsets)
+        self.liveness = Liveness(settings.stall_timeout_s)
         self.registry = ModelRegistry(self.store, self._make_engine)
         redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
         self.cache = make_cache(
@@ -75,16 +83,12 @@ class Worker:
             settings.redis_timeout_ms,
             settings.redis_retry_s,
         )
-        self.batchers: dict[str, Batcher[Item]] = {
-            m: Batcher(settings.max_batch, settings.max_wait_ms, settings.max_batch_tokens)
-            for m in self.router.models
-        }
         self.joined = False
         self.loaded = False
-        self.events_in = 0
         self.started_at = time.monotonic()
         self.last_error: str | None = None
         self._stop = asyncio.Event()
+        self._stop_deadline = float("inf")
         self._fatal: BaseException | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self.reporter = StatusReporter(self)
@@ -104,19 +108,27 @@ class Worker:
             min_dtype_agreement=s.min_dtype_agreement,
         )
 
+    @property
+    def events_in(self) -> int:
+        return self.intake.events_in if hasattr(self, "intake") else 0
+
     def ready(self) -> bool:
         return self.joined and self.loaded and not self._stop.is_set()
 
     def request_stop(self) -> None:
         if not self._stop.is_set():
             log.info("stopping: finishing in-flight batches, then committing")
+            self._stop_deadline = time.monotonic() + self.settings.shutdown_timeout_s
+            if hasattr(self, "intake"):
+                self.intake.stop_deadline = self._stop_deadline
         self._stop.set()
 
     def _on_fatal(self, exc: BaseException) -> None:
         log.error("fatal: %s", exc)
-        self._fatal = exc
+        if self._fatal is None:
+            self._fatal = exc
         self.last_error = str(exc)
-        self._stop.set()
+        self.request_stop()
 
     # -- lifecycle ---------------------------------------------------------------------
     async def run(self) -> int:
@@ -129,11 +141,16 @@ class Worker:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
         health = (
-            serve_health(s.metrics_host, s.metrics_port, self.ready) if s.metrics_port else None
+            serve_health(s.metrics_host, s.metrics_port, self.ready, self.liveness.problem)
+            if s.metrics_port
+            else None
         )
-        self.producer = make_producer(self.kafka)
+        self._tasks.append(asyncio.create_task(self.liveness.tick()))
+        self.producer = self._producer_factory(self.kafka)
         await self.producer.start()
-        self.publisher = Publisher(self.producer, self.tracker, s.worker_id, self._on_fatal)
+        self.publisher = Publisher(self.producer, self.checkpoint, s.worker_id, self._on_fatal)
+        self.intake = Intake(s, self.router, self.checkpoint, self.publisher, self.liveness)
+        self.intake.stop_deadline = self._stop_deadline
         try:
             await self._prepare_topics()
             await self._load_models()
@@ -215,6 +232,7 @@ class Worker:
             )
             for m in self.router.models
         }
+        self.intake.pipelines = self.pipelines
         self.loaded = True
 
     async def _serve(self) -> int:
@@ -225,8 +243,11 @@ class Worker:
         self.consumer.subscribe(self.router.topics, listener=_Rebalance(self))
         await self.consumer.start()
         metrics.READY.set(1)
-        for pipeline in self.pipelines.values():
-            self._tasks.append(asyncio.create_task(self._guard(pipeline.run(), "pipeline")))
+        for model, pipeline in self.pipelines.items():
+            task = asyncio.create_task(self._guard(pipeline.run(), f"pipeline {model}"))
+            self.intake.tasks[model] = task
+            self.liveness.watch(pipeline, task)
+            self._tasks.append(task)
         self._tasks += [
             asyncio.create_task(self._guard(self.control.follow(self._apply_control), "control")),
             asyncio.create_task(self._guard(self._commit_loop(), "commit")),
@@ -236,8 +257,9 @@ class Worker:
             await self._consume_loop()
         finally:
             metrics.READY.set(0)
+            self.request_stop()  # also when the loop raised: the drain is bounded from now
             clean = await self._drain()
-            await self._commit()
+            await self.checkpoint.commit()
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -261,103 +283,48 @@ class Worker:
     # -- the consume loop --------------------------------------------------------------
     async def _consume_loop(self) -> None:
         while not self._stop.is_set():
-            records = await self.consumer.getmany(timeout_ms=self._poll_timeout_ms())
-            full: list[tuple[str, list[Item]]] = []
-            for tp, batch in records.items():
-                metrics.EVENTS_IN.labels(tp.topic).inc(len(batch))
-                for record in batch:
-                    self._ingest(tp, record, full)
-            await self.publisher.flush()  # dead letters from decoding
-            for model, items in full:
-                await self._dispatch(model, items)
-            for model, batcher in self.batchers.items():
-                if batcher.ready():
-                    await self._dispatch(model, batcher.take())
-
-    def _poll_timeout_ms(self) -> int:
-        deadlines = [d for b in self.batchers.values() if (d := b.deadline()) is not None]
-        if not deadlines:
-            return 200
-        return max(0, int((min(deadlines) - time.monotonic()) * 1000))
-
-    def _ingest(self, tp: TopicPartition, record: Any, full: list[tuple[str, list[Item]]]) -> None:
-        self.tracker.track(tp, record.offset)
-        self.events_in += 1
-        route = self.router[tp.topic]
-        decoded = decode_event(record.value, self.settings.max_message_bytes)
-        if isinstance(decoded, Rejected):
-            self.publisher.dead_letter(
-                route, tp, record.offset, record.key, record.value, decoded.kind, decoded.message
-            )
-            return
-        item = Item(
-            decoded,
-            route,
-            tp,
-            record.offset,
-            record.key,
-            record.value,
-            record.timestamp,
-            time.monotonic(),
-        )
-        tokens = estimate_tokens(decoded.text, decoded.text_pair, self.settings.max_length)
-        batcher = self.batchers[route.model]
-        if batcher.would_overflow(tokens):
-            full.append((route.model, batcher.take()))
-        batcher.add(item, tokens)
-        if len(batcher) >= self.settings.max_batch:
-            full.append((route.model, batcher.take()))
-
-    async def _dispatch(self, model: str, items: list[Item]) -> None:
-        if items:
-            metrics.BATCH_WAIT.labels(model).observe(time.monotonic() - items[0].received)
-            await self.pipelines[model].queue.put(items)
-
-    async def _flush_batchers(self) -> None:
-        for model, batcher in self.batchers.items():
-            await self._dispatch(model, batcher.take())
+            self.liveness.consume_beat = time.monotonic()
+            records = await self.consumer.getmany(timeout_ms=self.intake.poll_timeout_ms())
+            await self.intake.take(records)
 
     # -- commits, rebalances, shutdown ---------------------------------------------------
-    async def _commit(self, tps: list[TopicPartition] | None = None) -> None:
-        offsets = self.tracker.to_commit(tps)
-        if not offsets:
-            return
-        try:
-            await self.consumer.commit(offsets)
-            self.tracker.mark_committed(offsets)
-        except (CommitFailedError, KafkaError) as exc:
-            log.warning("commit of %d partitions failed (%s); will retry", len(offsets), exc)
+    async def _commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
+        await self.consumer.commit(offsets)
 
     async def _commit_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.commit_interval_ms / 1000)
-            await self._commit()
-            metrics.INFLIGHT.set(self.tracker.in_flight())
+            await self.checkpoint.commit()
+            metrics.INFLIGHT.set(self.checkpoint.in_flight())
+            for tp, age in self.checkpoint.oldest_uncommitted_age_s().items():
+                metrics.OLDEST_UNCOMMITTED.labels(tp.topic, str(tp.partition)).set(age)
 
-    async def _wait_handled(self, tps: list[TopicPartition] | None, timeout_s: float) -> bool:
-        await self._flush_batchers()
-        deadline = time.monotonic() + timeout_s
-        while self.tracker.in_flight(tps) and time.monotonic() < deadline and not self._fatal:
-            await self.publisher.flush()
-            await asyncio.sleep(0.01)
-        return self.tracker.in_flight(tps) == 0
+    def _pipelines_dead(self) -> bool:
+        return self._fatal is not None or self.intake.pipelines_dead()
 
     async def on_revoked(self, revoked: list[TopicPartition]) -> None:
-        """Finish and commit what is in flight on revoked partitions before giving them up."""
+        """Finish and commit the in-flight batches of revoked partitions, then give them up."""
         if not revoked:
             return
-        done = await self._wait_handled(revoked, self.settings.shutdown_timeout_s / 2)
-        await self._commit(revoked)
-        self.tracker.forget(revoked)
+        await self.intake.flush_batchers()
+        timeout_s = min(self.settings.shutdown_timeout_s, self._stop_deadline - time.monotonic())
+        done = await self.checkpoint.wait_handled(revoked, timeout_s, self._pipelines_dead)
+        await self.checkpoint.commit(revoked)
+        self.checkpoint.forget(revoked)
+        for tp in revoked:
+            with contextlib.suppress(KeyError):
+                metrics.OLDEST_UNCOMMITTED.remove(tp.topic, str(tp.partition))
         log.info("revoked %d partitions (%s)", len(revoked), "drained" if done else "timed out")
 
     async def _drain(self) -> bool:
-        done = await self._wait_handled(None, self.settings.shutdown_timeout_s)
-        ok = await self.publisher.drain(2.0)
+        await self.intake.flush_batchers()
+        left = max(0.0, self._stop_deadline - time.monotonic())
+        done = await self.checkpoint.wait_handled(None, left, self._pipelines_dead)
+        ok = await self.publisher.drain(min(2.0, max(0.0, self._stop_deadline - time.monotonic())))
         if not (done and ok):
             log.warning(
                 "stopped with %d events unfinished; they will be redone after restart",
-                self.tracker.in_flight(),
+                self.checkpoint.in_flight(),
             )
         return done and ok
 

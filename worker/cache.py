@@ -18,6 +18,8 @@ import unicodedata
 from collections import OrderedDict
 from typing import Any, Protocol
 
+import orjson
+
 log = logging.getLogger(__name__)
 
 
@@ -174,7 +176,7 @@ class RedisCache:
             self._failed(exc)
             return [None] * len(keys)
         self._succeeded()
-        return [None if r is None else json.loads(r) for r in raw]
+        return [None if r is None else _loads(r) for r in raw]
 
     async def set_many(self, items: dict[str, dict[str, Any]]) -> None:
         if not items or not self._available():
@@ -182,7 +184,7 @@ class RedisCache:
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 for key, value in items.items():
-                    pipe.set(key, json.dumps(value, ensure_ascii=False), ex=self.ttl_s)
+                    pipe.set(key, orjson.dumps(value), ex=self.ttl_s)
                 await pipe.execute()
         except Exception as exc:
             self._failed(exc)
@@ -192,6 +194,15 @@ class RedisCache:
     async def close(self) -> None:
         with contextlib.suppress(Exception):  # closing a dead connection
             await self._client.aclose()
+
+
+def _loads(raw: bytes) -> dict[str, Any]:
+    """A cached value; `{}` (no prediction: the pipeline counts it as corrupt) if not JSON."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def make_cache(

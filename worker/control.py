@@ -14,9 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from bus.control import decode_control, unknown_type
+from bus.types import Consumer, TopicPartition
 from modelstore.store import ModelStore
 from schemas.control import AnyControl, ControlCommand, SwapModel
 
@@ -43,9 +42,7 @@ def starting_version(swap: SwapModel | None, store: ModelStore, model: str) -> S
 
 
 class ControlListener:
-    def __init__(
-        self, consumer: AIOKafkaConsumer, topic: str, key: str | None, models: list[str]
-    ) -> None:
+    def __init__(self, consumer: Consumer, topic: str, key: str | None, models: list[str]) -> None:
         self.consumer = consumer
         self.tp = TopicPartition(topic, 0)
         self.key = key

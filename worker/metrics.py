@@ -37,13 +37,16 @@ INFERENCE_LATENCY = Histogram(
 )
 E2E_LATENCY = Histogram(
     "streamclf_end_to_end_seconds",
-    "Broker timestamp of the input to acknowledged output",
+    "Broker timestamp of the input to acknowledged output (per batch: its oldest event)",
     ["topic"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 CACHE_HITS = Counter("streamclf_cache_hits_total", "Results served from the cache", ["model"])
 CACHE_MISSES = Counter("streamclf_cache_misses_total", "Cache lookups that missed", ["model"])
 CACHE_ERRORS = Counter("streamclf_cache_errors_total", "Cache operations that failed")
+CACHE_CORRUPT = Counter(
+    "streamclf_cache_corrupt_total", "Cached values that are not a prediction (misses)", ["model"]
+)
 CACHE_UP = Gauge("streamclf_cache_up", "1 when the cache backend answers, 0 when bypassed")
 CONSUMER_LAG = Gauge(
     "streamclf_consumer_lag", "High-water mark minus position", ["topic", "partition"]
@@ -73,7 +76,12 @@ SWAP_SECONDS = Histogram(
     ["model"],
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
-INFLIGHT = Gauge("streamclf_inflight_events", "Events consumed but not yet committed")
+INFLIGHT = Gauge("streamclf_inflight_events", "Events consumed but not yet handled")
+OLDEST_UNCOMMITTED = Gauge(
+    "streamclf_oldest_uncommitted_age_seconds",
+    "Seconds since the oldest consumed but not yet committed event of the partition was read",
+    ["topic", "partition"],
+)
 READY = Gauge("streamclf_ready", "1 when the worker has joined its group and loaded its models")
 ROLLOUT_FRACTION = Gauge(
     "streamclf_rollout_fraction",

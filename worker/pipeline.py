@@ -2,7 +2,9 @@
 
 Batches of a model are handled one after another by one task, so outputs of a partition
 leave in input order and a hot swap takes effect between two batches; the next batch's cache
-lookup and tokenization overlap the current batch's inference.
+lookup and tokenization overlap the current batch's inference. Every step fails per event: an
+event whose cache key, inference or output fails becomes a dead letter naming the step, a
+corrupt cached value is a counted miss, and the rest of the batch goes on.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aiokafka import TopicPartition
-
+from bus.types import TopicPartition
 from schemas.deadletter import ErrorKind
-from schemas.events import LabelledEvent, LabelScore, TextEvent, Timings
+from schemas.events import LabelledEvent, TextEvent, Timings
 from worker import metrics
 from worker.cache import ResultCache, cache_key
+from worker.checkpoint import Span
 from worker.inference import EngineThread, InferenceEngine, Prediction, Prepared
+from worker.outputs import BatchEncoder
 from worker.publisher import Publisher
 from worker.registry import Active, ModelRegistry
 from worker.routing import Route
@@ -31,7 +34,7 @@ log = logging.getLogger(__name__)
 IDLE_RELEASE_S = 1.0  # with no batch for this long, a swapped-out engine is released
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
     """A decoded event waiting for its model, with where it came from."""
 
@@ -43,6 +46,7 @@ class Item:
     value: bytes
     timestamp_ms: int
     received: float
+    span: Span | None = None
 
 
 @dataclass
@@ -51,7 +55,7 @@ class Staged:
 
     batch: list[Item]
     active: Active
-    keys: list[str]
+    keyed: list[tuple[str, Item]]  # events whose cache key could be computed, with it
     found: dict[str, Prediction]
     todo: dict[str, Item]
     prepared: Prepared | None
@@ -69,13 +73,12 @@ def prediction_to_dict(p: Prediction) -> dict[str, Any]:
 
 
 def prediction_from_dict(d: dict[str, Any]) -> Prediction:
-    return Prediction(
-        d["label"],
-        d["label_id"],
-        d["score"],
-        [tuple(s) for s in d["scores"]],
-        d.get("truncated", False),
-    )
+    """Raises (KeyError, TypeError, ValueError) on a value that is not a cached prediction."""
+    scores = [(str(s[0]), int(s[1]), float(s[2])) for s in d["scores"]]
+    truncated = d.get("truncated", False)
+    if not isinstance(truncated, bool):
+        raise TypeError(f"truncated is {type(truncated).__name__}")
+    return Prediction(str(d["label"]), int(d["label_id"]), float(d["score"]), scores, truncated)
 
 
 class ModelPipeline:
@@ -107,6 +110,8 @@ class ModelPipeline:
         self.cache_lookups = 0
         self.last_error: str | None = None
         self._retired: list[Any] = []  # swapped-out engines still used by a staged batch
+        self.busy_since: float | None = None  # liveness: a batch is being handled since then
+        self.last_progress = time.monotonic()
 
     async def run(self) -> None:
         """Batches one after another; while one runs on the model, the next one goes through
@@ -114,6 +119,8 @@ class ModelPipeline:
         ahead: tuple[asyncio.Task[list[Staged]], Any] | None = None  # (staging, its engine)
         try:
             while True:
+                self.last_progress = time.monotonic()
+                self.busy_since = None
                 if ahead is None:
                     try:
                         batch = await asyncio.wait_for(self.queue.get(), IDLE_RELEASE_S)
@@ -121,6 +128,7 @@ class ModelPipeline:
                         self._release_unused(None)
                         continue
                     ahead = self._stage_task(batch)
+                self.busy_since = time.monotonic()
                 staged = await ahead[0]
                 finishing = asyncio.create_task(self.finish(staged))
                 ahead = None
@@ -163,38 +171,22 @@ class ModelPipeline:
         return [await self._stage_part(part, answering) for answering, part in parts]
 
     async def finish(self, staged: list[Staged]) -> None:
-        """Inference, cache fill and outputs of every part; then the rollouts see the batch."""
-        done: list[tuple[Item, LabelledEvent]] = []
+        """Inference, cache fill and outputs of every part, published; then the rollouts see
+        the batch (as LabelledEvent objects only while a shadow compares with them)."""
+        shadow = self.rollouts is not None and (self.model, "shadow") in self.rollouts.active
+        done: list[tuple[Item, LabelledEvent]] | None = [] if shadow else None
         for part in staged:
-            done += await self._finish_part(part)
-        if self.rollouts is not None:
+            await self._finish_part(part, done)
+        await self.publisher.flush()
+        if self.rollouts is not None and done:
             await self.rollouts.after_batch(self.model, done)
 
     async def _stage_part(self, batch: list[Item], active: Active) -> Staged:
         started = time.perf_counter()
-        keys = [
-            cache_key(
-                self.cache_prefix, self.model, active.identity, i.event.text, i.event.text_pair
-            )
-            for i in batch
-        ]
-        use_cache = [i.route.in_topic in self.cache_topics for i in batch]
-        cached = await self.cache.get_many([k for k, u in zip(keys, use_cache, strict=True) if u])
-        found: dict[str, Prediction] = {}
-        for key, value in zip(
-            [k for k, u in zip(keys, use_cache, strict=True) if u], cached, strict=True
-        ):
-            if value is not None:
-                found[key] = prediction_from_dict(value)
-        hits = sum(1 for k, u in zip(keys, use_cache, strict=True) if u and k in found)
-        self.cache_lookups += sum(use_cache)
-        self.cache_hits += hits
-        metrics.CACHE_HITS.labels(self.model).inc(hits)
-        metrics.CACHE_MISSES.labels(self.model).inc(sum(use_cache) - hits)
-
-        # Identical texts inside a batch are computed once.
-        todo: dict[str, Item] = {}
-        for key, item in zip(keys, batch, strict=True):
+        keyed = self._keys(batch, active.identity)
+        found = await self._lookup(keyed)
+        todo: dict[str, Item] = {}  # identical texts inside a batch are computed once
+        for key, item in keyed:
             if key not in found and key not in todo:
                 todo[key] = item
         prepared = None
@@ -205,46 +197,79 @@ class ModelPipeline:
                 prepared = await self.thread.prepare(active.engine.prepare, texts, pairs)
             except Exception as exc:  # retried per half in `_infer`, down to single events
                 log.warning("tokenization of %d events failed: %s", len(todo), exc)
-        return Staged(batch, active, keys, found, todo, prepared, started)
+        return Staged(batch, active, keyed, found, todo, prepared, started)
 
-    async def _finish_part(self, staged: Staged) -> list[tuple[Item, LabelledEvent]]:
-        """Infer the misses, fill the cache, publish; the published (item, output)s."""
-        batch, keys, found, todo = staged.batch, staged.keys, staged.found, staged.todo
-        version = staged.active.version
+    async def _finish_part(
+        self, staged: Staged, done: list[tuple[Item, LabelledEvent]] | None
+    ) -> None:
+        """Infer the misses, fill the cache, serialise the outputs; `done` gets (item, output)."""
+        found, todo = staged.found, staged.todo
         computed, failed = await self._infer(staged.active.engine, todo, staged.prepared)
-        infer_s = time.perf_counter() - staged.started
-        if computed:
-            await self.cache.set_many(
-                {
-                    k: prediction_to_dict(p)
-                    for k, p in computed.items()
-                    if todo[k].route.in_topic in self.cache_topics
-                }
-            )
-        timings = Timings(queue_ms=0.0, inference_ms=infer_s * 1000, batch_size=len(batch))
-        done: list[tuple[Item, LabelledEvent]] = []
-        for key, item in zip(keys, batch, strict=True):
+        await self._store(computed, todo)
+        infer_ms = (time.perf_counter() - staged.started) * 1000
+        timings = Timings(inference_ms=infer_ms, batch_size=len(staged.batch))
+        encoder = BatchEncoder(self.model, staged.active.version, self.worker_id, timings)
+        for key, item in staged.keyed:
             if key in failed:
-                self.publisher.dead_letter(
-                    item.route,
-                    item.tp,
-                    item.offset,
-                    item.key,
-                    item.value,
-                    ErrorKind.INFERENCE,
-                    failed[key],
-                    item.event.id,
-                )
+                self._dead(item, ErrorKind.INFERENCE, failed[key])
                 continue
-            is_hit = key in found
-            pred = found[key] if is_hit else computed[key]
-            output = self._output(item, pred, version, is_hit, timings)
-            self.publisher.labelled(item, output)
-            done.append((item, output))
+            cached = key in found
+            pred = found[key] if cached else computed[key]
+            if self._emit(encoder, item, pred, cached) and done is not None:
+                done.append((item, encoder.event(item, pred, cached)))
         self.batches += 1
-        self.events += len(batch)
-        metrics.BATCH_SIZE.labels(self.model).observe(len(batch))
-        return done
+        self.events += len(staged.batch)
+        metrics.BATCH_SIZE.labels(self.model).observe(len(staged.batch))
+
+    def _keys(self, batch: list[Item], identity: str) -> list[tuple[str, Item]]:
+        """Cache keys; an event whose key cannot be computed becomes a `cache_key` dead letter."""
+        keyed = []
+        for item in batch:
+            event = item.event
+            try:
+                key = cache_key(
+                    self.cache_prefix, self.model, identity, event.text, event.text_pair
+                )
+            except Exception as exc:
+                self._dead(item, ErrorKind.CACHE_KEY, f"{type(exc).__name__}: {exc}")
+                continue
+            keyed.append((key, item))
+        return keyed
+
+    async def _lookup(self, keyed: list[tuple[str, Item]]) -> dict[str, Prediction]:
+        """Cached predictions; a value that is not one counts as an error and a miss."""
+        keys = [k for k, item in keyed if item.route.in_topic in self.cache_topics]
+        found: dict[str, Prediction] = {}
+        if not keys:
+            return found
+        corrupt = 0
+        for key, value in zip(keys, await self.cache.get_many(keys), strict=True):
+            if value is None:
+                continue
+            try:
+                found[key] = prediction_from_dict(value)
+            except Exception:
+                corrupt += 1
+        hits = sum(1 for k in keys if k in found)
+        self.cache_lookups += len(keys)
+        self.cache_hits += hits
+        metrics.CACHE_HITS.labels(self.model).inc(hits)
+        metrics.CACHE_MISSES.labels(self.model).inc(len(keys) - hits)
+        if corrupt:
+            metrics.CACHE_CORRUPT.labels(self.model).inc(corrupt)
+            log.warning(
+                "%d cached values of %s are not predictions: recomputed", corrupt, self.model
+            )
+        return found
+
+    async def _store(self, computed: dict[str, Prediction], todo: dict[str, Item]) -> None:
+        cacheable = {
+            k: prediction_to_dict(p)
+            for k, p in computed.items()
+            if todo[k].route.in_topic in self.cache_topics
+        }
+        if cacheable:
+            await self.cache.set_many(cacheable)
 
     async def _infer(
         self, engine: InferenceEngine, todo: dict[str, Item], prepared: Prepared | None = None
@@ -262,10 +287,10 @@ class ModelPipeline:
                 preds = await self.thread.run(engine.run, prepared)
             else:
                 preds = await self.thread.run(engine.predict, texts, pairs)
+            result = dict(zip(keys, preds, strict=True))
         except Exception as exc:
             self.last_error = f"inference: {type(exc).__name__}: {exc}"
             if len(keys) == 1:
-                log.error("inference failed for %s: %s", _where(todo[keys[0]]), exc)
                 return {}, {keys[0]: f"{type(exc).__name__}: {exc}"}
             half = len(keys) // 2
             log.warning("inference failed on %d events (%s); retrying in halves", len(keys), exc)
@@ -274,33 +299,40 @@ class ModelPipeline:
             return {**a[0], **b[0]}, {**a[1], **b[1]}
         metrics.INFERENCE_LATENCY.labels(self.model).observe(time.perf_counter() - t0)
         metrics.BATCH_TOKENS.labels(self.model).observe(engine.last_stats.padded_tokens)
-        return dict(zip(keys, preds, strict=True)), {}
+        return result, {}
 
-    def _output(
-        self, item: Item, pred: Prediction, version: str, cached: bool, timings: Timings
-    ) -> LabelledEvent:
-        return LabelledEvent(
-            id=item.event.id,
-            label=pred.label,
-            label_id=pred.label_id,
-            score=pred.score,
-            scores=[LabelScore(label=s[0], label_id=s[1], score=s[2]) for s in pred.scores],
-            model=self.model,
-            version=version,
-            cached=cached,
-            truncated=pred.truncated,
-            source_topic=item.tp.topic,
-            source_partition=item.tp.partition,
-            source_offset=item.offset,
-            metadata=item.event.metadata,
-            timings=timings,
-            worker_id=self.worker_id,
-            produced_at_ms=item.timestamp_ms,
+    def _emit(self, encoder: BatchEncoder, item: Item, pred: Prediction, cached: bool) -> bool:
+        """Serialise one labelled event; if that fails it becomes an `output` dead letter."""
+        tp = item.tp
+        try:
+            value = encoder.encode(
+                item.event.id,
+                pred,
+                cached,
+                tp.topic,
+                tp.partition,
+                item.offset,
+                item.event.metadata,
+                item.timestamp_ms,
+            )
+        except Exception as exc:
+            self._dead(item, ErrorKind.OUTPUT, f"{type(exc).__name__}: {exc}")
+            return False
+        self.publisher.labelled(item, value, self.model)
+        return True
+
+    def _dead(self, item: Item, kind: ErrorKind, message: str) -> None:
+        self.publisher.dead_letter(
+            item.route,
+            item.tp,
+            item.offset,
+            item.key,
+            item.value,
+            kind,
+            message,
+            item.event.id,
+            item.span,
         )
 
     def shutdown(self) -> None:
         self.thread.shutdown()
-
-
-def _where(item: Item) -> str:
-    return f"{item.tp.topic}[{item.tp.partition}]@{item.offset}"

@@ -1,5 +1,11 @@
-"""Publishing labelled events and dead letters; an input's offset is handed to the tracker as
-done only once the broker acknowledged its output."""
+"""Publishing labelled events and dead letters, a batch at a time.
+
+Outputs wait in `pending` until `flush()` hands them to the producer together; their
+acknowledgements are awaited together and reported to the checkpoint per span. A record the
+broker refuses for good (too large, invalid) becomes a `publish` dead letter; any other failure
+is retried `max_attempts` times, then the worker stops with the reason (`PublishFailed`), so
+that it restarts and redoes the work instead of leaving a hole that stalls commits.
+"""
 
 from __future__ import annotations
 
@@ -7,70 +13,90 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from aiokafka import AIOKafkaProducer, TopicPartition
-
+from bus.types import RECORD_REFUSED, TopicPartition
 from schemas.deadletter import DeadLetter, ErrorKind
-from schemas.events import LabelledEvent
 from worker import metrics
-from worker.offsets import OffsetTracker
+from worker.checkpoint import Checkpoint, Span
 from worker.routing import Route
 
-if TYPE_CHECKING:
-    from worker.pipeline import Item
-
 log = logging.getLogger(__name__)
-DLQ_VALUE_LIMIT = 256 * 1024  # raw bytes kept in a dead letter (the rest is cut and said so)
+DLQ_BYTES_LIMIT = 256 * 1024  # raw value (and key) kept in a dead letter; the rest is cut
+DLQ_MESSAGE_LIMIT = 2000
 MAX_SEND_ATTEMPTS = 5
+LABELLED = "labelled"
 
 
 class PublishFailed(RuntimeError):
     """The broker kept refusing an output: the worker must stop without committing it."""
 
 
+class Sender(Protocol):
+    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> Any: ...
+
+
+@dataclass(slots=True, eq=False)
+class Out:
+    """One output on its way: a labelled event (`kind` "labelled") or a dead letter."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    tp: TopicPartition
+    offset: int
+    span: Span | None
+    kind: str
+    label: str  # model (labelled) or the message (dead letter), for metrics and logs
+    timestamp_ms: int = 0
+    attempt: int = 1
+    raw: bytes | None = None  # the input value, kept for a dead letter if the output is refused
+    route: Route | None = None
+    event_id: str | None = None
+
+
 class Publisher:
     def __init__(
         self,
-        producer: AIOKafkaProducer,
-        tracker: OffsetTracker,
+        producer: Sender,
+        checkpoint: Checkpoint,
         worker_id: str,
         on_fatal: Callable[[BaseException], None],
+        max_attempts: int = MAX_SEND_ATTEMPTS,
+        retry_base_s: float = 0.2,
     ) -> None:
         self.producer = producer
-        self.tracker = tracker
+        self.checkpoint = checkpoint
         self.worker_id = worker_id
         self.on_fatal = on_fatal
-        self._pending: list[tuple[str, bytes | None, bytes, TopicPartition, int, str, Any]] = []
-        self._inflight: set[asyncio.Future[Any]] = set()
+        self.max_attempts = max_attempts
+        self.retry_base_s = retry_base_s
+        self.pending: list[Out] = []
+        self._inflight: set[asyncio.Task[None]] = set()
+        self.failed = False
         self.events_out = 0
-        self._metric_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.dead_letters = 0
 
-    def labelled(self, item: Item, event: LabelledEvent) -> None:
-        self._pending.append(
-            (
+    # -- what to publish -------------------------------------------------------------
+    def labelled(self, item: Any, value: bytes, model: str) -> None:
+        """A labelled event (already serialised) for a pipeline `Item`."""
+        self.pending.append(
+            Out(
                 item.route.out_topic,
                 item.key,
-                event.model_dump_json().encode(),
+                value,
                 item.tp,
                 item.offset,
-                "out",
-                (item.route.in_topic, event.model, item.timestamp_ms),
+                item.span,
+                LABELLED,
+                model,
+                item.timestamp_ms,
+                raw=item.value,
+                route=item.route,
+                event_id=item.event.id,
             )
         )
-
-    def _children(self, in_topic: str, model: str) -> tuple[Any, Any]:
-        """Metric children per (topic, model), looked up once rather than per event."""
-        key = (in_topic, model)
-        found = self._metric_children.get(key)
-        if found is None:
-            found = (
-                metrics.EVENTS_OUT.labels(in_topic, model),
-                metrics.E2E_LATENCY.labels(in_topic),
-            )
-            self._metric_children[key] = found
-        return found
 
     def dead_letter(
         self,
@@ -82,16 +108,14 @@ class Publisher:
         kind: ErrorKind,
         message: str,
         event_id: str | None = None,
-        dlq_topic: str | None = None,
+        span: Span | None = None,
     ) -> None:
-        kept = value if value is None or len(value) <= DLQ_VALUE_LIMIT else value[:DLQ_VALUE_LIMIT]
-        if value is not None and kept is not value:
-            message = f"{message} (value cut to its first {DLQ_VALUE_LIMIT} of {len(value)} bytes)"
+        message = message[:DLQ_MESSAGE_LIMIT]
         letter = DeadLetter(
             kind=kind,
-            message=message,
-            key_b64=DeadLetter.encode_bytes(key),
-            value_b64=DeadLetter.encode_bytes(kept),
+            message=message + _cut_note("value", value) + _cut_note("key", key),
+            key_b64=DeadLetter.encode_bytes(_cut(key)),
+            value_b64=DeadLetter.encode_bytes(_cut(value)),
             source_topic=tp.topic,
             source_partition=tp.partition,
             source_offset=offset,
@@ -99,76 +123,136 @@ class Publisher:
             worker_id=self.worker_id,
             time_ms=int(time.time() * 1000),
         )
-        topic = dlq_topic or (route.dlq_topic if route else tp.topic + ".dlq")
-        log.warning("dead letter %s[%d]@%d: %s: %s", tp.topic, tp.partition, offset, kind, message)
-        self._pending.append(
-            (
-                topic,
-                key,
-                letter.model_dump_json().encode(),
-                tp,
-                offset,
-                "dlq",
-                (tp.topic, kind.value, 0),
-            )
+        topic = route.dlq_topic if route else tp.topic + ".dlq"
+        out = Out(
+            topic, _cut(key), letter.model_dump_json().encode(), tp, offset, span, kind, message
         )
+        self.pending.append(out)
 
+    # -- sending ---------------------------------------------------------------------
     async def flush(self) -> None:
-        """Hand pending outputs to the producer; acknowledgements complete them later."""
-        pending, self._pending = self._pending, []
-        for entry in pending:
-            await self._send(entry, 1)
-
-    async def _send(self, entry: tuple[Any, ...], attempt: int) -> None:
-        topic, key, value = entry[0], entry[1], entry[2]
-        fut = await self.producer.send(topic, value, key=key)
-        self._inflight.add(fut)
-        fut.add_done_callback(lambda f: self._acked(f, entry, attempt))
-
-    def _acked(self, fut: asyncio.Future[Any], entry: tuple[Any, ...], attempt: int) -> None:
-        self._inflight.discard(fut)
-        _, _, _, tp, offset, kind, extra = entry
-        exc = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
-        if exc is not None:
-            if attempt >= MAX_SEND_ATTEMPTS:
-                self.on_fatal(
-                    PublishFailed(
-                        f"output of {tp.topic}[{tp.partition}]@{offset} refused {attempt} times: {exc}"
-                    )
-                )
-                return
-            log.warning(
-                "send for %s[%d]@%d failed (%s); retry %d",
-                tp.topic,
-                tp.partition,
-                offset,
-                exc,
-                attempt,
-            )
-            task = asyncio.get_running_loop().create_task(self._retry(entry, attempt))
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
+        """Hand every pending output to the producer; the batch is settled in the background."""
+        if not self.pending or self.failed:
             return
-        self.tracker.done(tp, offset)
-        if kind == "out":
-            in_topic, model, ts_ms = extra
-            self.events_out += 1
-            out, latency = self._children(in_topic, model)
-            out.inc()
-            if ts_ms:
-                latency.observe(max(0.0, time.time() - ts_ms / 1000))
-        else:
-            self.dead_letters += 1
-            metrics.DEAD_LETTERS.labels(extra[0], extra[1]).inc()
+        outs, self.pending = self.pending, []
+        self._log_dead_letters(outs)
+        sends = [await self._send(o) for o in outs]
+        task = asyncio.get_running_loop().create_task(self._settle(outs, sends))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
 
-    async def _retry(self, entry: tuple[Any, ...], attempt: int) -> None:
-        await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
-        await self._send(entry, attempt + 1)
+    async def _send(self, out: Out) -> asyncio.Future[Any] | BaseException:
+        try:
+            return await self.producer.send(out.topic, out.value, key=out.key)
+        except Exception as exc:  # refused before it was queued (too large, no metadata)
+            return exc
+
+    async def _settle(self, outs: list[Out], sends: list[Any]) -> None:
+        acked: dict[Span, int] = {}
+        retry: list[Out] = []
+        labelled: dict[tuple[str, str], int] = {}
+        oldest: dict[str, int] = {}
+        for out, sent in zip(outs, sends, strict=True):
+            exc = sent if isinstance(sent, BaseException) else await _outcome(sent)
+            if exc is not None:
+                self._failed_send(out, exc, retry)
+                continue
+            if out.span is not None:
+                acked[out.span] = acked.get(out.span, 0) + 1
+            if out.kind == LABELLED:
+                in_topic = out.tp.topic
+                labelled[in_topic, out.label] = labelled.get((in_topic, out.label), 0) + 1
+                if out.timestamp_ms and out.timestamp_ms < oldest.get(in_topic, 1 << 62):
+                    oldest[in_topic] = out.timestamp_ms
+            else:
+                self.dead_letters += 1
+                metrics.DEAD_LETTERS.labels(out.tp.topic, out.kind).inc()
+        self._record(labelled, oldest)
+        for span, count in acked.items():
+            self.checkpoint.ack(span, count)
+        if retry and not self.failed:
+            await asyncio.sleep(min(self.retry_base_s * 2 ** retry[0].attempt, 5.0))
+            self.pending.extend(retry)
+            await self.flush()
+        elif self.pending:  # dead letters for refused records
+            await self.flush()
+
+    def _failed_send(self, out: Out, exc: BaseException, retry: list[Out]) -> None:
+        where = f"{out.tp.topic}[{out.tp.partition}]@{out.offset}"
+        if isinstance(exc, RECORD_REFUSED) and out.kind == LABELLED:
+            self.dead_letter(
+                out.route,
+                out.tp,
+                out.offset,
+                out.key,
+                out.raw,
+                ErrorKind.PUBLISH,
+                f"the broker refused the labelled event for {out.topic}: {_describe(exc)}",
+                out.event_id,
+                out.span,
+            )
+        elif out.attempt >= self.max_attempts or self.failed:
+            self.failed = True
+            self.on_fatal(
+                PublishFailed(
+                    f"output of {where} to {out.topic} failed {out.attempt} times: {_describe(exc)}"
+                )
+            )
+        else:
+            log.warning(
+                "send of %s to %s failed (%s); retry %d", where, out.topic, exc, out.attempt
+            )
+            out.attempt += 1
+            retry.append(out)
+
+    def _record(self, labelled: dict[tuple[str, str], int], oldest: dict[str, int]) -> None:
+        """Metrics once per batch: counts per (topic, model), latency of the oldest event."""
+        for (in_topic, model), count in labelled.items():
+            self.events_out += count
+            metrics.EVENTS_OUT.labels(in_topic, model).inc(count)
+        now = time.time()
+        for in_topic, ts_ms in oldest.items():
+            metrics.E2E_LATENCY.labels(in_topic).observe(max(0.0, now - ts_ms / 1000))
+
+    def _log_dead_letters(self, outs: list[Out]) -> None:
+        letters = [o for o in outs if o.kind != LABELLED and o.attempt == 1]
+        if letters:
+            shown = "; ".join(
+                f"{o.tp.topic}[{o.tp.partition}]@{o.offset} {o.kind}: {o.label[:200]}"
+                for o in letters[:5]
+            )
+            more = f" (+{len(letters) - 5} more)" if len(letters) > 5 else ""
+            log.warning("%d dead letters: %s%s", len(letters), shown, more)
 
     async def drain(self, timeout_s: float) -> bool:
-        """Wait until every output handed to the producer is acknowledged."""
+        """Wait until every output handed to the producer is settled."""
         await self.flush()
         deadline = time.monotonic() + timeout_s
-        while self._inflight and time.monotonic() < deadline:
+        while self._inflight and time.monotonic() < deadline and not self.failed:
             await asyncio.wait(set(self._inflight), timeout=max(0.0, deadline - time.monotonic()))
-        return not self._inflight
+            await self.flush()
+        return not self._inflight and not self.pending and not self.failed
+
+
+async def _outcome(fut: asyncio.Future[Any]) -> BaseException | None:
+    try:
+        await fut
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        return exc
+    return None
+
+
+def _cut(raw: bytes | None) -> bytes | None:
+    return raw if raw is None or len(raw) <= DLQ_BYTES_LIMIT else raw[:DLQ_BYTES_LIMIT]
+
+
+def _cut_note(what: str, raw: bytes | None) -> str:
+    if raw is None or len(raw) <= DLQ_BYTES_LIMIT:
+        return ""
+    return f" ({what} cut to its first {DLQ_BYTES_LIMIT} of {len(raw)} bytes)"
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

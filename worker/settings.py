@@ -80,6 +80,9 @@ class WorkerSettings(BaseSettings):
     # Delivery
     commit_interval_ms: int = 1000
     shutdown_timeout_s: float = 30.0
+    # /healthz fails when the event loop, the consume loop or a pipeline with work waiting
+    # makes no progress for this long (one batch on the slowest model must fit in it)
+    stall_timeout_s: float = 60.0
 
     # Ops
     metrics_port: int | None = None  # None: no HTTP server (metrics, /healthz, /readyz)

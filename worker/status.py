@@ -9,8 +9,7 @@ import socket
 import time
 from typing import TYPE_CHECKING
 
-from aiokafka.errors import KafkaError
-
+from bus.types import KafkaError
 from schemas.status import WorkerStatus
 from worker import metrics
 

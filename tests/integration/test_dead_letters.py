@@ -31,6 +31,21 @@ CASES: list[tuple[str, bytes | None, str]] = [
         "too_large",
     ),
     ("tombstone", None, "tombstone"),
+    # valid JSON that UTF-8 cannot carry: this one used to stop the worker on every restart
+    ("lone-surrogate", b'{"id": "s1", "text": "abc\\ud800"}', "decode"),
+    ("surrogate-in-metadata", b'{"id": "s2", "text": "x", "metadata": {"\\udc00": 1}}', "decode"),
+    ("nan-metadata", b'{"id": "n1", "text": "x", "metadata": {"v": NaN}}', "decode"),
+    ("invisible-text", b'{"id": "z1", "text": "\\u200b\\u0000\\u3164"}', "empty_text"),
+    (
+        "deep-metadata",
+        b'{"id": "d1", "text": "x", "metadata": ' + b"[" * 100 + b"]" * 100 + b"}",
+        "schema",
+    ),
+    (
+        "odd-but-fine",
+        b'{"id": "f1", "text": "\\ud83d\\ude00 ok", "text": "\\u0000x", "metadata": {"n": 1e308, "big": 123456789012345678901234567890}}',
+        "labelled",
+    ),
     (
         "extra-fields",
         json.dumps(
