@@ -42,6 +42,17 @@ from worker.status import StatusReporter
 log = logging.getLogger(__name__)
 
 
+STEP_TIMEOUT_S = 10.0  # each shutdown step after the drain (commit, leave group)
+
+
+async def _bounded(coro: Any, what: str, timeout_s: float) -> None:
+    """A shutdown step that may not hold the exit: logged and given up after `timeout_s`."""
+    try:
+        await asyncio.wait_for(coro, timeout_s)
+    except TimeoutError:
+        log.warning("shutdown: %s took over %.0fs; going on without it", what, timeout_s)
+
+
 class _Rebalance(ConsumerRebalanceListener):
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
@@ -159,7 +170,7 @@ class Worker:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-            await self.producer.stop()
+            await _bounded(self.producer.stop(), "producer flush", STEP_TIMEOUT_S)
             await self.cache.close()
             self.registry.shutdown()
             if health:
@@ -259,15 +270,17 @@ class Worker:
             metrics.READY.set(0)
             self.request_stop()  # also when the loop raised: the drain is bounded from now
             clean = await self._drain()
-            await self.checkpoint.commit()
+            await _bounded(self.checkpoint.commit(), "final commit", STEP_TIMEOUT_S)
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-            await self.rollouts.close()  # finishes queued shadow work while the producer is up
-            await self.consumer.stop()  # leaves the group
-            await self.control_consumer.stop()
+            # finishes queued shadow work while the producer is up
+            await _bounded(self.rollouts.close(), "shadow work", STEP_TIMEOUT_S)
+            await _bounded(self.consumer.stop(), "leaving the group", STEP_TIMEOUT_S)
+            await _bounded(self.control_consumer.stop(), "control consumer", STEP_TIMEOUT_S)
             for pipeline in self.pipelines.values():
                 pipeline.shutdown()
+            log.info("stopped (%s)", "drained" if clean else "not drained")
         if self._fatal is not None:
             return 1
         return 0 if clean else 1
