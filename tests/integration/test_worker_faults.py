@@ -111,7 +111,7 @@ async def test_a_dead_pipeline_stops_the_worker_within_the_drain_timeout(broker,
     task = asyncio.create_task(worker.run())
     while not worker.ready():
         await asyncio.sleep(0.1)
-    worker.pipelines["news"].process = broken  # type: ignore[method-assign]
+    worker.pipelines["news"].finish = broken  # type: ignore[method-assign]
     await produce(broker, topic, text_events(200))
     started = time.monotonic()
     code = await asyncio.wait_for(task, 60)
@@ -151,7 +151,7 @@ async def test_a_hung_pipeline_fails_healthz_and_sigterm_still_exits(broker, tin
     while not worker.ready():
         await asyncio.sleep(0.1)
     assert await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/healthz") == (200, "ok\n")
-    worker.pipelines["news"].process = hung  # type: ignore[method-assign]
+    worker.pipelines["news"].finish = hung  # type: ignore[method-assign]
     await produce(broker, topic, text_events(200))  # far more than the queue holds
     status, body = 0, ""
     for _ in range(100):
