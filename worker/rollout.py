@@ -38,12 +38,16 @@ def bucket(salt: bytes, value: bytes) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")  # never fails, whatever the id holds
+
+
 def in_shadow(event_id: str, fraction: float) -> bool:
-    return bucket(b"shadow", event_id.encode()) < fraction
+    return bucket(b"shadow", _utf8(event_id)) < fraction
 
 
 def in_canary(key: bytes | None, event_id: str, fraction: float) -> bool:
-    return bucket(b"canary", key if key else event_id.encode()) < fraction
+    return bucket(b"canary", key if key else _utf8(event_id)) < fraction
 
 
 @dataclass

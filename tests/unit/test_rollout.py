@@ -227,3 +227,8 @@ async def test_canary_split_status_and_a_version_that_fails_to_load() -> None:
     await rollouts.apply(swap("news", "v2", 12))  # completes the canary: its engine is retired
     assert registry.retired == ["engine-v2"]
     assert rollouts.split("news", batch, active) == [(active, batch)]  # type: ignore[arg-type]
+
+
+def test_sampling_never_fails_on_odd_ids() -> None:
+    for odd in ["\ud800", "", "\x00", "长" * 256]:
+        assert isinstance(in_shadow(odd, 0.5), bool) and isinstance(in_canary(None, odd, 0.5), bool)
