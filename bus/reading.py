@@ -72,6 +72,8 @@ async def iter_records(
     """Records of `topics` until `stop` says so. A missing topic raises `TopicMissing`
     (after waiting up to `wait_for_topics_s`), or ends the read at once with `missing_ok`."""
     stop = stop or StopWhen()
+    if group_id is not None and (stop.at_end or start not in ("beginning", "end")):
+        raise ValueError("a group reads from its committed offsets: no timestamp start or at_end")
     consumer = make_consumer(
         settings, group_id=group_id, auto_offset_reset="latest" if start == "end" else "earliest"
     )
