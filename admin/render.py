@@ -27,6 +27,10 @@ def worker_row(status: WorkerStatus, stale: bool, now_ms: int | None = None) -> 
         "state": "stale" if stale else ("ready" if status.ready else "not-ready"),
         "age_s": round(_age_s(status, now_ms), 1),
         "versions": status.versions,
+        "engines": {m: f"{c.backend} {c.precision}" for m, c in status.engines.items()},
+        "engine_choices": {
+            m: c.model_dump(exclude={"candidates"}) for m, c in status.engines.items()
+        },
         "routes": status.routes,
         "lag": sum(status.lag.values()),
         "lag_by_partition": status.lag,
@@ -56,7 +60,11 @@ def status_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
         state = {"ready": "[green]ready[/]", "not-ready": "[yellow]not ready[/]"}.get(
             r["state"], "[dim]stale[/]"
         )
-        versions = ", ".join(f"{m}@{v}" for m, v in sorted(r["versions"].items())) or "-"
+        engines = r.get("engines", {})
+        versions = ", ".join(
+            f"{m}@{v}" + (f" [dim]{engines[m]}[/]" if m in engines else "")
+            for m, v in sorted(r["versions"].items())
+        ) or "-"  # fmt: skip
         swap = r["last_swap"]
         swap_text = "-"
         if swap:

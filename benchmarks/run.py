@@ -7,9 +7,14 @@ between figures of this same run, as the machine is shared and noisy), and write
 
 from __future__ import annotations
 
+import os
+
+# As the worker does (worker/__init__.py), before torch loads, so that the seed and the
+# ceilings run under the same OpenMP wait policy as the worker they are compared with.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
@@ -192,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             "device": ctx.device,
             "engine": ctx.engine,
             "dtype": ctx.dtype,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "sizes": ctx.sizes.__dict__,
             "text_source": ctx.shared.get("text_source"),
         },

@@ -194,3 +194,25 @@ def test_probe_texts_come_from_the_version_first(tmp_path: Path) -> None:
     )
     own = probe_set(tmp_path)
     assert own.source == "version" and own.texts[0] == "第0条开发集文本"
+
+
+def test_status_carries_the_engine_choice_and_old_heartbeats_still_read() -> None:
+    from rich.console import Console
+
+    from admin.render import status_table, worker_row
+    from schemas.engine import EngineChoice
+    from schemas.status import WorkerStatus
+
+    old = WorkerStatus.model_validate({"worker_id": "w0", "host": "h", "pid": 1, "at_ms": 0})
+    assert old.engines == {}  # a heartbeat from before the field existed
+    choice = EngineChoice(backend="onnx", precision="int8", device="cpu", mode="auto",
+                          agreement=1.0, max_score_diff=0.01, texts_per_s=150.0)  # fmt: skip
+    status = WorkerStatus(worker_id="w1", host="h", pid=1, at_ms=0, versions={"news": "v3"},
+                          engines={"news": choice})  # fmt: skip
+    again = WorkerStatus.model_validate_json(status.model_dump_json())
+    assert again.engines["news"].backend == "onnx"
+    row = worker_row(again, stale=False, now_ms=0)
+    assert row["engines"] == {"news": "onnx int8"}
+    console = Console(width=200, record=True)
+    console.print(status_table([row]))
+    assert "news@v3 onnx int8" in console.export_text()
