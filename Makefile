@@ -46,10 +46,12 @@ demo: install
 bench: install
 	$(PY) -m benchmarks.run
 	$(PY) -m benchmarks.report --write-readme
+	$(PY) -m benchmarks.readme_perf --write
 
 bench-quick: install
 	$(PY) -m benchmarks.run --quick
 	$(PY) -m benchmarks.report --write-readme
+	$(PY) -m benchmarks.readme_perf --write
 
 # 20,000 events, 3 workers killed and restarted, Redis restarted, a hot swap, poison records:
 # writes benchmarks/results/chaos.json (the short version runs in `make test`).
