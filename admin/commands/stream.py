@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
+import select
 import sys
 import uuid
 from pathlib import Path
@@ -14,7 +16,7 @@ import typer
 from admin.context import EXIT_UNAVAILABLE, BootstrapOpt, console, fail, kafka_settings, run
 from bus.exceptions import BusError
 from bus.producing import produce_many
-from bus.reading import StopWhen, iter_records
+from bus.reading import StopWhen, iter_records, require_topics
 from bus.settings import KafkaSettings
 
 
@@ -49,8 +51,10 @@ def produce(
 ) -> None:
     """Produce one TextEvent per line (plain text or JSON objects) with generated ids."""
     text = file.read_text(encoding="utf-8") if file else sys.stdin.read()
+    settings = kafka_settings(bootstrap)
     try:
-        count = len(run(produce_many(kafka_settings(bootstrap), topic, _records(text.split("\n")))))
+        run(require_topics(settings, [topic]))  # never create a topic by a typo
+        count = len(run(produce_many(settings, topic, _records(text.split("\n")))))
     except BusError as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
     console.print(f"produced {count} events to {topic}", highlight=False)
@@ -63,13 +67,39 @@ async def _tail(
     reader = iter_records(
         settings, [topic], start="end" if from_end else "beginning", group_id=group, stop=stop
     )
-    async with contextlib.aclosing(reader):
-        async for record in reader:
-            value = record.value.decode("utf-8", "replace") if record.value else "null"
-            sys.stdout.write(value + "\n")
-            sys.stdout.flush()
-            seen += 1
+    watcher = asyncio.create_task(_watch_reader(asyncio.current_task()))
+    try:
+        async with contextlib.aclosing(reader):
+            async for record in reader:
+                value = record.value.decode("utf-8", "replace") if record.value else "null"
+                sys.stdout.write(value + "\n")
+                sys.stdout.flush()
+                seen += 1
+    except asyncio.CancelledError:
+        if watcher.done() and not watcher.cancelled():
+            raise BrokenPipeError("the reader closed the pipe") from None
+        raise
+    finally:
+        watcher.cancel()
     return seen
+
+
+def _reader_gone() -> bool:
+    """Whether stdout is a pipe whose reading end was closed (POLLERR/POLLHUP)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), 0)  # error events are always reported
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+async def _watch_reader(task: asyncio.Task | None) -> None:
+    """Stop a following tail as soon as its reader goes away, not at the next event."""
+    while not _reader_gone():
+        await asyncio.sleep(0.2)
+    if task is not None:
+        task.cancel()
 
 
 def _quiet_broken_pipe() -> None:

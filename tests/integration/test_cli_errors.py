@@ -54,22 +54,31 @@ def test_worker_with_an_unreachable_redis(tiny_store: Path) -> None:
     assert "secret" not in line
 
 
-def test_tail_of_a_missing_topic(broker: KafkaSettings, uid: str) -> None:
+def test_tail_or_produce_of_a_missing_topic(broker: KafkaSettings, uid: str) -> None:
     proc = streamclf("tail", f"absent.{uid}", "-b", broker.bootstrap_servers)
     assert proc.returncode == 3
     assert f"streamclf topics create absent.{uid}" in one_line_error(proc)
+    file = ROOT / "README.md"  # any text file: it must not be sent
+    proc = streamclf("produce", f"absent.{uid}", "-f", str(file), "-b", broker.bootstrap_servers)
+    assert proc.returncode == 3
+    assert f"streamclf topics create absent.{uid}" in one_line_error(proc)
+    proc = streamclf("tail", f"absent.{uid}", "-b", broker.bootstrap_servers)
+    assert proc.returncode == 3, "produce created the topic"
 
 
-async def test_tail_into_a_closed_pipe_exits_quietly(broker: KafkaSettings, uid: str) -> None:
+@pytest.mark.parametrize("events", [1, 2000])  # nothing more to write, or far more than fits
+async def test_tail_into_a_closed_pipe_exits_quietly(
+    broker: KafkaSettings, uid: str, events: int
+) -> None:
     topic = f"tail.{uid}"
     await make_topics(broker, [topic], 1)
-    await produce(broker, topic, text_events(500, "p"))
+    await produce(broker, topic, text_events(events, "p"))
     tail = f"{sys.executable} -m admin.cli tail {topic} -b {broker.bootstrap_servers} --follow"
     proc = subprocess.run(
         ["bash", "-c", f"set -o pipefail; {tail} | head -1"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=60,  # a following tail must notice the closed pipe, not wait for an event
         env=cli_env(),
         cwd=ROOT,
     )
