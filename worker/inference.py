@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -107,6 +108,7 @@ class InferenceEngine:
         self.id2label = {int(k): v for k, v in config.id2label.items()}
         self.num_labels = len(self.id2label)
         self.problem_type = getattr(config, "problem_type", None)
+        self._tokenizer_lock = threading.Lock()
         self._fp32: Any = None  # the HF model, loaded only when a torch backend needs it
         self.backend, self.choice = self._select()
         self._fp32 = None  # the backend keeps what it runs on
@@ -219,10 +221,11 @@ class InferenceEngine:
     def prepare(self, texts: Sequence[str], pairs: Sequence[str | None] | None = None) -> Prepared:
         """Tokenize, sort, cut and pad a batch (thread-safe; no model involved)."""
         started = time.perf_counter()
-        prepared = encoding.prepare(
-            self.tokenizer, texts, pairs, self.max_length, self.max_batch_tokens,
-            sort=self.sort_by_length,
-        )  # fmt: skip
+        with self._tokenizer_lock:  # a fast tokenizer must not be used by two threads at once
+            prepared = encoding.prepare(
+                self.tokenizer, texts, pairs, self.max_length, self.max_batch_tokens,
+                sort=self.sort_by_length,
+            )  # fmt: skip
         prepared.stats.prepare_seconds = time.perf_counter() - started
         return prepared
 
