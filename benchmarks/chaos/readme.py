@@ -30,14 +30,21 @@ def paragraph(payload: dict[str, Any] | None) -> str:
     f, cfg = payload["figures"], payload["config"]
     kinds = ", ".join(f"{k} {_n(v)}" for k, v in f["dead_letters_by_kind"].items())
     swap = f["swap"]
-    healthy = all(h == {"healthz": 200, "readyz": 200} for h in f["surviving_workers"].values())
+    healthy = all(h["healthz"] == h["readyz"] == 200 for h in f["surviving_workers"].values())
     verdict = "every check held" if payload["ok"] else "**some checks failed** (see the JSON)"
+    refused = [e for e in f.get("exited_on_their_own", []) if e["code"] == 3]
+    refusals = (
+        f" ({len(refused)} restarts refused to start while Redis was down, exit 3, and were"
+        " started again)"
+        if refused
+        else ""
+    )
     return (
         f"`make chaos` (`benchmarks/results/chaos.json`, {payload['created_at']}, "
         f"{payload['wall_s']:,.0f} s): {_n(f['events'])} inputs ({_n(f['good_events'])} text "
         f"events, {_n(f['poison'])} poison records of {len(f['poison_by_class'])} classes) over "
         f"{cfg['partitions']} partitions and {cfg['workers']} workers; {f['kills']} SIGKILLs, "
-        f"each followed by a restart; Redis stopped and restarted {f['redis_restarts']} time(s); "
+        f"each followed by a restart{refusals}; Redis stopped and restarted {f['redis_restarts']} time(s); "
         f"hot swap to {swap.get('version')} mid-run (exit {swap.get('exit_code')}). From the "
         f"topics alone: lost {_n(f['lost'])}, {_n(f['outputs'])} labelled events, "
         f"{_n(f['dead_letters'])} dead letters ({kinds}), {_n(f['duplicates'])} duplicates "

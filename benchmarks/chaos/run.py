@@ -83,6 +83,7 @@ class Chaos:
         self.redis_restart_ms: int | None = None
         self.swap: dict[str, Any] = {}
         self.tail: set[Coord] = set()
+        self.exits: list[dict[str, Any]] = []  # workers that exited on their own
 
     # -- helpers -------------------------------------------------------------------------
     def now(self) -> float:
@@ -114,12 +115,29 @@ class Chaos:
     def route(self) -> str:
         return f"{self.topic}=news"
 
-    async def wait_ready(self, workers: list[Worker], timeout_s: float) -> None:
+    def supervise(self) -> None:
+        """As an orchestrator would: a worker that exited on its own (not killed by this run)
+        is recorded with its exit code and last log line, and started again."""
+        for slot, w in list(self.slots.items()):
+            if w.exited_on_its_own():
+                assert w.proc is not None
+                line = w.last_line()
+                self.exits.append(
+                    {
+                        "worker_id": w.worker_id,
+                        "code": w.proc.returncode,
+                        "at_s": self.now(),
+                        "line": line,
+                    }
+                )
+                self.note(f"{w.worker_id} exited on its own ({w.proc.returncode}): {line}")
+                self.start_worker(slot)
+
+    async def wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            for w in workers:
-                if not w.alive():
-                    raise RuntimeError(f"{w.worker_id} exited:\n{w.log_tail()}")
+            self.supervise()
+            workers = list(self.slots.values())
             codes = [await asyncio.to_thread(w.http, "/readyz") for w in workers]
             if all(code == 200 for code in codes):
                 return
@@ -197,13 +215,15 @@ class Chaos:
 
     # -- the run -------------------------------------------------------------------------
     async def chaos_loop(self, total: int, deadline: float) -> None:
-        """Kill a ready worker every `kill_every_s` while the stream is being answered; the
-        Redis outage at ~30 % answered, the hot swap at ~50 %."""
+        """Kill a ready worker every `kill_every_s` while the stream is being answered (and
+        until `min_kills` happened); the Redis outage at ~30 % answered, the swap at ~50 %."""
         next_kill = time.monotonic() + self.cfg.kill_every_s
         side: list[asyncio.Task[None]] = []
         while time.monotonic() < deadline:
+            self.supervise()
             done = self.answered()
-            if self.produced_all and done >= len(self.sent):
+            finished = self.produced_all and done >= len(self.sent)
+            if finished and len(self.kills) >= self.cfg.min_kills:
                 break
             if not self.redis_restart_ms and not side and done >= 0.3 * total:
                 side.append(asyncio.create_task(self.redis_outage()))
@@ -219,6 +239,7 @@ class Chaos:
     async def settle(self, deadline: float) -> bool:
         """Until the group has committed everything (nothing left to redo), then 2 s quiet."""
         while time.monotonic() < deadline:
+            self.supervise()
             infos = await high_water_marks(self.broker, self.topic, group_id=self.group)
             if all((i.committed or 0) == i.high_water for i in infos):
                 await asyncio.sleep(2.0)
@@ -228,6 +249,7 @@ class Chaos:
 
     async def wait_answered(self, deadline: float) -> None:
         while time.monotonic() < deadline and self.answered() < len(self.sent):
+            self.supervise()
             await asyncio.sleep(0.5)
 
     async def run(self) -> RunFacts:
@@ -246,7 +268,7 @@ class Chaos:
         await asyncio.to_thread(self.redis.start)
         for slot in range(cfg.workers):
             self.start_worker(slot)
-        await self.wait_ready(list(self.slots.values()), 180)
+        await self.wait_ready(180)
         self.note("all workers ready")
         records = list(inputs(cfg.events, cfg.poison_every))
         collector = asyncio.create_task(self.collect())
@@ -257,7 +279,7 @@ class Chaos:
             await producer
             complete = self.answered() >= len(self.sent)
             self.note("chaos over; every input answered" if complete else "deadline reached")
-            await self.wait_ready(list(self.slots.values()), max(10.0, deadline - time.monotonic()))
+            await self.wait_ready(max(10.0, deadline - time.monotonic()))
             await self.produce_tail()
             await self.wait_answered(deadline)
             settled = await self.settle(deadline)
@@ -283,18 +305,36 @@ class Chaos:
             tail=self.tail,
             settled=settled,
             health=health,
-            exits=exits,
+            exit_codes=exits,
             min_kills=cfg.min_kills,
+            partitions=cfg.partitions,
+            exits=self.exits,
         )
 
-    async def health(self) -> dict[str, dict[str, int]]:
-        return {
-            w.worker_id: {
+    async def health(self) -> dict[str, dict[str, Any]]:
+        """Per surviving worker: /healthz and /readyz status, and its per-partition
+        `streamclf_oldest_uncommitted_age_seconds` gauges."""
+        report: dict[str, dict[str, Any]] = {}
+        for w in self.slots.values():
+            _, text = await asyncio.to_thread(w.get, "/metrics")
+            report[w.worker_id] = {
                 "healthz": await asyncio.to_thread(w.http, "/healthz"),
                 "readyz": await asyncio.to_thread(w.http, "/readyz"),
+                "oldest_uncommitted_age_s": uncommitted_ages(text),
             }
-            for w in self.slots.values()
-        }
+        return report
+
+
+def uncommitted_ages(metrics_text: str) -> dict[str, float]:
+    """partition -> age from a worker's /metrics text."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        sample.labels.get("partition", "?"): sample.value
+        for family in text_string_to_metric_families(metrics_text)
+        if family.name == "streamclf_oldest_uncommitted_age_seconds"
+        for sample in family.samples
+    }
 
 
 def make_store(root: Path) -> Path:

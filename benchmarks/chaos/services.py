@@ -84,6 +84,7 @@ class Worker:
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     stopping: bool = False
+    killed: bool = False
 
     def start(self) -> Worker:
         env = {**os.environ, **self.env, "STREAMCLF_METRICS_PORT": str(self.metrics_port)}
@@ -103,6 +104,7 @@ class Worker:
         return self.proc is not None and self.proc.poll() is None
 
     def kill(self) -> None:
+        self.killed = True
         if self.alive():
             assert self.proc is not None
             self.proc.send_signal(signal.SIGKILL)
@@ -128,14 +130,25 @@ class Worker:
 
     def http(self, path: str) -> int:
         """HTTP status of GET `path` on the metrics port (0 when nothing answers)."""
+        return self.get(path)[0]
+
+    def get(self, path: str) -> tuple[int, str]:
+        """(status, body) of GET `path` on the metrics port; (0, "") when nothing answers."""
         url = f"http://127.0.0.1:{self.metrics_port}{path}"
         try:
             with urllib.request.urlopen(url, timeout=3) as resp:
-                return resp.status
+                return resp.status, resp.read().decode(errors="replace")
         except urllib.error.HTTPError as exc:
-            return exc.code
+            return exc.code, exc.read().decode(errors="replace")
         except OSError:
-            return 0
+            return 0, ""
+
+    def exited_on_its_own(self) -> bool:
+        return self.proc is not None and not (self.alive() or self.killed or self.stopping)
+
+    def last_line(self) -> str:
+        lines = [line for line in self.log_tail().splitlines() if line.strip()]
+        return lines[-1][:300] if lines else ""
 
     def log_tail(self, chars: int = 3000) -> str:
         if not self.log_path.exists():

@@ -33,9 +33,11 @@ class RunFacts:
     swap: dict[str, Any]
     tail: set[Coord]
     settled: bool  # committed offsets == high-water marks at the end
-    health: dict[str, dict[str, int]]  # surviving worker -> {healthz, readyz} HTTP status
-    exits: dict[str, int | None]  # surviving worker -> exit code after SIGTERM
+    health: dict[str, dict[str, Any]]  # surviving worker -> healthz, readyz, uncommitted ages
+    exit_codes: dict[str, int | None]  # surviving worker -> exit code after SIGTERM
     min_kills: int
+    partitions: int
+    exits: list[dict[str, Any]]  # workers that exited on their own (restarted by the run)
 
 
 def _outcomes(facts: RunFacts) -> dict[Coord, Counter[str]]:
@@ -89,10 +91,14 @@ def judge(facts: RunFacts) -> tuple[dict[str, Any], dict[str, bool]]:
         "duplicate_bound": sum(windows),
         "kill_snapshot_max_s": round(max((k.snapshot_s for k in facts.kills), default=0.0), 2),
         "surviving_workers": facts.health,
-        "exit_codes_after_sigterm": facts.exits,
+        "exit_codes_after_sigterm": facts.exit_codes,
+        "exited_on_their_own": facts.exits,
         "committed_equals_high_water": facts.settled,
     }
     swapped_to = facts.swap.get("version")
+    ages = [a for h in facts.health.values() for a in h["oldest_uncommitted_age_s"].values()]
+    owned = {p for h in facts.health.values() for p in h["oldest_uncommitted_age_s"]}
+    figures["oldest_uncommitted_age_max_s"] = max(ages, default=None)
     checks = {
         "lost == 0": not ledger.lost,
         "no answer for an input never sent, none with a wrong id": not (
@@ -104,15 +110,21 @@ def judge(facts: RunFacts) -> tuple[dict[str, Any], dict[str, bool]]:
         "duplicates <= sum of the killed workers' uncommitted windows": ledger.duplicates
         <= sum(windows),
         f"at least {facts.min_kills} kills, each restarted": len(facts.kills) >= facts.min_kills
-        and facts.workers_started - facts.workers_initial == len(facts.kills),
+        and facts.workers_started - facts.workers_initial == len(facts.kills) + len(facts.exits),
         "redis stopped and restarted once, cache used again": facts.redis_starts == 2
         and cached_after > 0,
         "hot swap accepted, the tail served by the new version": facts.swap.get("exit_code") == 0
         and bool(tail_versions)
         and set(tail_versions) == {swapped_to},
         "every surviving worker healthy and ready": bool(facts.health)
-        and all(h == {"healthz": 200, "readyz": 200} for h in facts.health.values()),
-        "every surviving worker exits 0 on SIGTERM": all(c == 0 for c in facts.exits.values()),
+        and all(h["healthz"] == h["readyz"] == 200 for h in facts.health.values()),
+        "oldest-uncommitted-age gauge for every partition, none over 5 s at the end": len(owned)
+        == facts.partitions
+        and max(ages, default=99.0) <= 5.0,
+        "every surviving worker exits 0 on SIGTERM": all(c == 0 for c in facts.exit_codes.values()),
+        "no worker crashed (exits on its own only as a refusal to start, code 3)": all(
+            e["code"] == 3 for e in facts.exits
+        ),
         "nothing left to redo (committed == high-water)": facts.settled,
     }
     return figures, checks
