@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from bus.clients import make_consumer, make_producer
+from bus.batching import BatchProducer
+from bus.clients import make_consumer
 from bus.control import ensure_control_topics
 from bus.settings import KafkaSettings
 from bus.topics import create_topics, list_topics
@@ -71,7 +72,7 @@ class Worker:
         self,
         settings: WorkerSettings,
         kafka: KafkaSettings | None = None,
-        producer_factory: Callable[[KafkaSettings], Any] = make_producer,
+        producer_factory: Callable[[KafkaSettings], Any] = BatchProducer.create,
     ) -> None:
         self.settings = settings
         self.kafka = kafka or KafkaSettings()

@@ -28,6 +28,7 @@ from schemas.events import TextEvent
 MAX_DEPTH = 32  # nesting of metadata (objects and arrays); orjson itself stops at 1024
 # Letters that render as nothing (Hangul fillers, braille blank): not in a C* or Z* category.
 _INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+_CONTAINERS = (dict, list)  # what orjson.loads builds for objects and arrays
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,7 @@ def decode_event(value: bytes | None, max_bytes: int) -> TextEvent | Rejected:
     if "text" not in payload or (isinstance(text, str) and not has_visible(text)):
         return Rejected(ErrorKind.EMPTY_TEXT, _empty_reason(payload))
     metadata = payload.get("metadata")
-    if isinstance(metadata, dict | list) and _too_deep(metadata, 1):
+    if type(metadata) in _CONTAINERS and _too_deep(metadata, 1):
         return Rejected(ErrorKind.SCHEMA, f"metadata nests deeper than {MAX_DEPTH} levels")
     try:
         return TextEvent.model_validate(payload)
@@ -74,8 +75,10 @@ def has_visible(text: str) -> bool:
 def _too_deep(value: Any, depth: int) -> bool:
     if depth > MAX_DEPTH:
         return True
-    children = value.values() if isinstance(value, dict) else value
-    return any(isinstance(c, dict | list) and _too_deep(c, depth + 1) for c in children)
+    for child in value.values() if type(value) is dict else value:
+        if type(child) in _CONTAINERS and _too_deep(child, depth + 1):
+            return True
+    return False
 
 
 def _empty_reason(payload: dict[str, Any]) -> str:

@@ -1,7 +1,8 @@
 """Publishing labelled events and dead letters, a batch at a time.
 
-Outputs wait in `pending` until `flush()` hands them to the producer together; their
-acknowledgements are awaited together and reported to the checkpoint per span. A record the
+Outputs wait in `pending` until `flush()` hands them to the producer together (one record
+batch per output partition, bus/batching.py); their acknowledgements are awaited together and
+reported to the checkpoint per span. A record the
 broker refuses for good (too large, invalid) becomes a `publish` dead letter; any other failure
 is retried `max_attempts` times, then the worker stops with the reason (`PublishFailed`), so
 that it restarts and redoes the work instead of leaving a hole that stalls commits.
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from bus.batching import Record, settle
 from bus.types import RECORD_REFUSED, TopicPartition
 from schemas.deadletter import DeadLetter, ErrorKind
 from worker import metrics
@@ -34,7 +36,7 @@ class PublishFailed(RuntimeError):
 
 
 class Sender(Protocol):
-    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> Any: ...
+    async def send_records(self, records: list[Record]) -> list[Any]: ...
 
 
 @dataclass(slots=True, eq=False)
@@ -54,6 +56,7 @@ class Out:
     raw: bytes | None = None  # the input value, kept for a dead letter if the output is refused
     route: Route | None = None
     event_id: str | None = None
+    alone: bool = False  # sent in a batch of its own (after its batch was refused)
 
 
 class Publisher:
@@ -136,26 +139,29 @@ class Publisher:
             return
         outs, self.pending = self.pending, []
         self._log_dead_letters(outs)
-        sends = [await self._send(o) for o in outs]
+        together = [o for o in outs if not o.alone]
+        sends = await self.producer.send_records([(o.topic, o.key, o.value) for o in together])
+        for o in outs:
+            if o.alone:
+                together.append(o)
+                sends += await self.producer.send_records([(o.topic, o.key, o.value)])
+        outs = together
         task = asyncio.get_running_loop().create_task(self._settle(outs, sends))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
-
-    async def _send(self, out: Out) -> asyncio.Future[Any] | BaseException:
-        try:
-            return await self.producer.send(out.topic, out.value, key=out.key)
-        except Exception as exc:  # refused before it was queued (too large, no metadata)
-            return exc
 
     async def _settle(self, outs: list[Out], sends: list[Any]) -> None:
         acked: dict[Span, int] = {}
         retry: list[Out] = []
         labelled: dict[tuple[str, str], int] = {}
         oldest: dict[str, int] = {}
+        shared: dict[int, int] = {}  # how many outputs share one batch's acknowledgement
+        for sent in sends:
+            shared[id(sent)] = shared.get(id(sent), 0) + 1
         for out, sent in zip(outs, sends, strict=True):
-            exc = sent if isinstance(sent, BaseException) else await _outcome(sent)
+            exc = await settle(sent)
             if exc is not None:
-                self._failed_send(out, exc, retry)
+                self._failed_send(out, exc, retry, shared[id(sent)] > 1)
                 continue
             if out.span is not None:
                 acked[out.span] = acked.get(out.span, 0) + 1
@@ -177,9 +183,12 @@ class Publisher:
         elif self.pending:  # dead letters for refused records
             await self.flush()
 
-    def _failed_send(self, out: Out, exc: BaseException, retry: list[Out]) -> None:
+    def _failed_send(self, out: Out, exc: BaseException, retry: list[Out], shared: bool) -> None:
         where = f"{out.tp.topic}[{out.tp.partition}]@{out.offset}"
-        if isinstance(exc, RECORD_REFUSED) and out.kind == LABELLED:
+        if isinstance(exc, RECORD_REFUSED) and shared:  # which one? each alone, once more
+            out.alone = True
+            retry.append(out)
+        elif isinstance(exc, RECORD_REFUSED) and out.kind == LABELLED:
             self.dead_letter(
                 out.route,
                 out.tp,
@@ -232,16 +241,6 @@ class Publisher:
             await asyncio.wait(set(self._inflight), timeout=max(0.0, deadline - time.monotonic()))
             await self.flush()
         return not self._inflight and not self.pending and not self.failed
-
-
-async def _outcome(fut: asyncio.Future[Any]) -> BaseException | None:
-    try:
-        await fut
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        return exc
-    return None
 
 
 def _cut(raw: bytes | None) -> bytes | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bus.clients import make_producer
+from bus.batching import BatchProducer
 from bus.settings import KafkaSettings
 from bus.topics import high_water_marks
 from bus.types import KafkaError
@@ -29,11 +29,11 @@ pytestmark = pytest.mark.integration
 
 
 class RefusingProducer:
-    """The real producer, except that sends of labelled events for chosen ids raise."""
+    """The worker's real producer, except that labelled events of chosen ids are refused."""
 
     def __init__(self, kafka: KafkaSettings, refuse: set[str]) -> None:
-        self.real = make_producer(kafka)
-        self.refuse = refuse
+        self.real = BatchProducer.create(kafka)
+        self.refuse = [f'"id":"{i}"'.encode() for i in refuse]
         self.refused = 0
 
     async def start(self) -> None:
@@ -43,12 +43,23 @@ class RefusingProducer:
         await self.real.stop()
 
     async def send(self, topic: str, value: bytes, key: bytes | None = None) -> Any:
-        if topic.endswith(".labelled") and any(
-            f'"id":"{i}"'.encode() in value for i in self.refuse
-        ):
-            self.refused += 1
-            raise KafkaError("injected: broker unavailable for this send")
         return await self.real.send(topic, value, key=key)
+
+    async def send_records(self, records: list[tuple[str, bytes | None, bytes]]) -> list[Any]:
+        passed = [r for r in records if not self._refused(r)]
+        sent = iter(await self.real.send_records(passed) if passed else [])
+        out: list[Any] = []
+        for record in records:
+            if self._refused(record):
+                self.refused += 1
+                out.append(KafkaError("injected: broker unavailable for this send"))
+            else:
+                out.append(next(sent))
+        return out
+
+    def _refused(self, record: tuple[str, bytes | None, bytes]) -> bool:
+        topic, _, value = record
+        return topic.endswith(".labelled") and any(r in value for r in self.refuse)
 
 
 def _settings(store: Path, topic: str, group: str, **extra: Any) -> WorkerSettings:

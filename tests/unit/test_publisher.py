@@ -26,18 +26,35 @@ class FakeProducer:
         self.sent: list[tuple[str, bytes]] = []
         self.attempts: dict[bytes, int] = {}
 
-    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> Any:
+    async def send_records(self, records: list[tuple[str, bytes | None, bytes]]) -> list[Any]:
+        return [self._one(topic, value) for topic, _, value in records]
+
+    def _one(self, topic: str, value: bytes) -> Any:
         n = self.attempts[value] = self.attempts.get(value, 0) + 1
-        fut = asyncio.get_running_loop().create_future()
         exc = self.fail(value, n)
         if isinstance(exc, MessageSizeTooLargeError):
-            raise exc  # like aiokafka: refused before it is queued
+            return exc  # like the client: refused before it is queued
+        fut = asyncio.get_running_loop().create_future()
         if exc is None:
             self.sent.append((topic, value))
             fut.set_result(None)
         else:
             fut.set_exception(exc)
         return fut
+
+
+class OneBatchProducer(FakeProducer):
+    """One acknowledgement per call, as one record batch: refused whole if any record is."""
+
+    async def send_records(self, records: list[tuple[str, bytes | None, bytes]]) -> list[Any]:
+        fut = asyncio.get_running_loop().create_future()
+        bad = [v for _, _, v in records if self.fail(v, 1) is not None]
+        if bad:
+            fut.set_exception(RecordTooLargeError("batch refused"))
+        else:
+            self.sent += [(t, v) for t, _, v in records]
+            fut.set_result(None)
+        return [fut] * len(records)
 
 
 def run(producer: FakeProducer, n: int = 3) -> tuple[Checkpoint, Publisher, list[BaseException]]:
@@ -94,3 +111,14 @@ def test_a_send_that_keeps_failing_is_fatal_and_leaves_no_hole_committed() -> No
     assert "t[0]@1" in str(fatal[0]) and "3 times" in str(fatal[0])
     assert producer.attempts[b'{"id": "i1"}'] == 3
     assert cp.to_commit() == {}  # offset 1 never acknowledged: nothing past it is committed
+
+
+def test_a_refused_batch_is_retried_record_by_record_and_only_the_bad_one_is_dead() -> None:
+    producer = OneBatchProducer(
+        lambda v, n: RecordTooLargeError() if v == b'{"id": "i1"}' else None
+    )
+    cp, pub, fatal = run(producer)
+    assert not fatal
+    topics = [t for t, _ in producer.sent]
+    assert topics.count("t.labelled") == 2 and topics.count("t.dlq") == 1
+    assert cp.to_commit() == {TP: 3} and pub.dead_letters == 1
