@@ -92,8 +92,12 @@ async def test_tail_group_and_from_end(broker: KafkaSettings, uid: str) -> None:
     await make_topics(broker, [topic], 1)
     await produce(broker, topic, text_events(5, "a"))
     b = ["-b", broker.bootstrap_servers, "--timeout", "2"]
-    first = streamclf("tail", topic, "--group", group, "--max", "2", *b)
-    rest = streamclf("tail", topic, "--group", group, *b)
+    quick = {
+        "STREAMCLF_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "STREAMCLF_KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
+    }
+    first = streamclf("tail", topic, "--group", group, "--max", "2", *b, **quick)
+    rest = streamclf("tail", topic, "--group", group, *b, **quick)
     assert [json.loads(x)["id"] for x in first.stdout.splitlines()] == ["a0", "a1"]
     assert [json.loads(x)["id"] for x in rest.stdout.splitlines()] == ["a2", "a3", "a4"]
     assert streamclf("tail", topic, "--from-end", *b).stdout == ""
