@@ -54,8 +54,8 @@ def _ceilings(rows: list[dict[str, Any]], preset: str) -> list[str]:
     return lines
 
 
-def _latency(rows: list[dict[str, Any]], scenario: str) -> str:
-    offered = _first(rows, scenario, "worker, 50% offered")
+def _latency(rows: list[dict[str, Any]], scenario: str, variant: str) -> str:
+    offered = _first(rows, scenario, variant.replace("full load", "50% offered"))
     return f" (p50 {_n(offered['p50_ms'])} ms at 50 % load)" if offered else ""
 
 
@@ -66,16 +66,20 @@ def table(payload: dict[str, Any]) -> str:
     if seed:
         lines.append(f"| seed: `pipeline('text-classification')`, one text per call | "
                      f"{_n(seed['texts_per_s'])} texts/s |")  # fmt: skip
-    for scenario, what in (("e2e", preset), ("e2e-tiny", "tiny")):
-        worker = _first(rows, scenario, "worker, full load")
+    runs = (("e2e", preset, "worker, full load"), ("e2e", preset, "worker pinned, full load"),
+            ("e2e-tiny", "tiny", "worker, full load"))  # fmt: skip
+    for scenario, what, variant in runs:
+        worker = _first(rows, scenario, variant)
         if worker:
             cpu = worker["extra"].get("cpu_us_per_event")
             settings = worker["settings"]
             spec = f"{settings.get('backend') or 'torch'} {settings.get('precision') or settings.get('dtype')}"
             engine = f"{settings.get('engine', 'torch')}: {spec}"
+            if "pinned" in variant:
+                engine = f"pinned to {spec}, agreement not enforced"
             lines.append(
                 f"| {scenario}: Kafka → worker ({what}, {engine}) → Kafka, full load | "
-                f"{_n(worker['texts_per_s'])} events/s{_latency(rows, scenario)}, {_n(cpu)} µs CPU/event |"
+                f"{_n(worker['texts_per_s'])} events/s{_latency(rows, scenario, variant)}, {_n(cpu)} µs CPU/event |"
             )
     lines += _ceilings(rows, "tiny") if preset != "tiny" else []
     passthrough = _first(rows, "e2e-tiny", "pass-through, full load")

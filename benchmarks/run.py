@@ -31,7 +31,7 @@ from benchmarks.common import RESULTS_DIR, Result, machine_info, versions
 from benchmarks.context import BenchContext
 from benchmarks.targets import Target, compute
 
-ORDER = ("ceiling", "seed", "batching", "e2e", "e2e-tiny", "cache")
+ORDER = ("ceiling", "seed", "batching", "e2e", "e2e-pinned", "e2e-tiny", "cache")
 
 
 def scenario_fn(name: str) -> Callable[[BenchContext], list[Result]]:
@@ -42,6 +42,7 @@ def scenario_fn(name: str) -> Callable[[BenchContext], list[Result]]:
         "ceiling": ceiling.run,
         "batching": batching.run,
         "e2e": e2e.run,
+        "e2e-pinned": e2e.run_pinned,
         "e2e-tiny": e2e.run_tiny,
         "cache": cache.run,
     }[name]
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ctx.shared["profile"] = args.profile
     ctx.shared["out"] = args.out
+    args.out.mkdir(parents=True, exist_ok=True)  # profiles are written there during the run
     ctx.shared["worker_torch_threads"] = args.worker_torch_threads
     started = time.perf_counter()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -95,6 +95,8 @@ def run(ctx: BenchContext) -> list[Result]:
             rows += fixed_length_runs(ctx, engine, best.settings["batch_size"], best.settings)
         results += rows
         engine.release()
+    fastest = max(results, key=lambda r: r.texts_per_s or 0)
+    ctx.shared["ceiling_fastest"] = (fastest.settings["backend"], fastest.settings["dtype"])
     return results
 
 

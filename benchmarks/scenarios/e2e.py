@@ -211,14 +211,16 @@ async def _worker_run(
     n: int,
     rate_guess: float,
     profile: bool,
+    stem: str = "",
+    **env: str,
 ):
     topic = await _topic(settings, f"bench-{preset}")
     since_ms = int(time.time() * 1000)
-    proc = start_worker(ctx, settings, topic, preset)
+    proc = start_worker(ctx, settings, topic, preset, **env)
     try:
         texts = ctx.sentences(n, tag="e2e")
         out_dir = ctx.shared.get("out", RESULTS_DIR)
-        profile_to = out_dir / f"profile-worker-{preset}" if profile else None
+        profile_to = out_dir / f"profile-worker-{stem or preset}" if profile else None
         figures = await measure(ctx, settings, topic, proc, texts, rate_guess, profile_to)
         choice = await engine_choice(settings, preset, since_ms)
         ctx.log(f"{preset} worker's engine: {choice.get('backend')} {choice.get('precision')}")
@@ -251,6 +253,26 @@ def run(ctx: BenchContext) -> list[Result]:
     return with_choice(
         rows("e2e", "worker", ctx.preset, full, offered, settings_of(ctx, "worker")), choice
     )
+
+
+def run_pinned(ctx: BenchContext) -> list[Result]:
+    """e2e with the worker pinned to the fastest backend of the ceiling rows, whatever its
+    agreement (`STREAMCLF_MIN_DTYPE_AGREEMENT=0`): what `auto` gives a model on which that
+    backend agrees with fp32 (the randomly initialised preset's near-uniform outputs make
+    reduced precision flip top-1 labels)."""
+    fastest = ctx.shared.get("ceiling_fastest")
+    if not fastest:
+        return []
+    backend, precision = fastest
+    pinned = {"STREAMCLF_ENGINE": backend, "STREAMCLF_DTYPE": precision,
+              "STREAMCLF_MIN_DTYPE_AGREEMENT": "0"}  # fmt: skip
+    with local_broker() as settings:
+        (full, offered), choice = asyncio.run(
+            _worker_run(ctx, settings, ctx.preset, ctx.e2e_events(), 30.0,
+                        ctx.shared.get("profile", False), f"{ctx.preset}-pinned", **pinned)
+        )  # fmt: skip
+    base = {**settings_of(ctx, "worker"), "engine": backend, "dtype": precision}
+    return with_choice(rows("e2e", "worker pinned", ctx.preset, full, offered, base), choice)
 
 
 def run_tiny(ctx: BenchContext) -> list[Result]:
