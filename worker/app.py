@@ -160,7 +160,13 @@ class Worker:
         self._tasks.append(asyncio.create_task(self.liveness.tick()))
         self.producer = self._producer_factory(self.kafka)
         await self.producer.start()
-        self.publisher = Publisher(self.producer, self.checkpoint, s.worker_id, self._on_fatal)
+        self.publisher = Publisher(
+            self.producer,
+            self.checkpoint,
+            s.worker_id,
+            self._on_fatal,
+            max_record_bytes=self.kafka.max_message_bytes,
+        )
         self.intake = Intake(s, self.router, self.checkpoint, self.publisher, self.liveness)
         self.intake.stop_deadline = self._stop_deadline
         try:

@@ -26,6 +26,7 @@ from worker.routing import Route
 
 log = logging.getLogger(__name__)
 DLQ_BYTES_LIMIT = 256 * 1024  # raw value (and key) kept in a dead letter; the rest is cut
+DLQ_OVERHEAD = 8192  # what a dead letter holds besides the raw bytes (message, coordinates)
 DLQ_MESSAGE_LIMIT = 2000
 MAX_SEND_ATTEMPTS = 5
 LABELLED = "labelled"
@@ -57,6 +58,7 @@ class Out:
     route: Route | None = None
     event_id: str | None = None
     alone: bool = False  # sent in a batch of its own (after its batch was refused)
+    stripped: bool = False  # a dead letter without the raw key and value (it was refused)
 
 
 class Publisher:
@@ -68,6 +70,7 @@ class Publisher:
         on_fatal: Callable[[BaseException], None],
         max_attempts: int = MAX_SEND_ATTEMPTS,
         retry_base_s: float = 0.2,
+        max_record_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.producer = producer
         self.checkpoint = checkpoint
@@ -75,6 +78,8 @@ class Publisher:
         self.on_fatal = on_fatal
         self.max_attempts = max_attempts
         self.retry_base_s = retry_base_s
+        # key and value in base64 (4/3) must fit one record together
+        self.keep_bytes = max(0, min(DLQ_BYTES_LIMIT, (max_record_bytes - DLQ_OVERHEAD) * 3 // 8))
         self.pending: list[Out] = []
         self._inflight: set[asyncio.Task[None]] = set()
         self.failed = False
@@ -116,9 +121,9 @@ class Publisher:
         message = message[:DLQ_MESSAGE_LIMIT]
         letter = DeadLetter(
             kind=kind,
-            message=message + _cut_note("value", value) + _cut_note("key", key),
-            key_b64=DeadLetter.encode_bytes(_cut(key)),
-            value_b64=DeadLetter.encode_bytes(_cut(value)),
+            message=message + self._cut_note("value", value) + self._cut_note("key", key),
+            key_b64=DeadLetter.encode_bytes(self._cut(key)),
+            value_b64=DeadLetter.encode_bytes(self._cut(value)),
             source_topic=tp.topic,
             source_partition=tp.partition,
             source_offset=offset,
@@ -128,7 +133,14 @@ class Publisher:
         )
         topic = route.dlq_topic if route else tp.topic + ".dlq"
         out = Out(
-            topic, _cut(key), letter.model_dump_json().encode(), tp, offset, span, kind, message
+            topic,
+            self._cut(key),
+            letter.model_dump_json().encode(),
+            tp,
+            offset,
+            span,
+            kind,
+            message,
         )
         self.pending.append(out)
 
@@ -200,6 +212,9 @@ class Publisher:
                 out.event_id,
                 out.span,
             )
+        elif isinstance(exc, RECORD_REFUSED) and not out.stripped:
+            _strip(out, exc)  # a dead letter refused for its size: once more, without raw bytes
+            retry.append(out)
         elif out.attempt >= self.max_attempts or self.failed:
             self.failed = True
             self.on_fatal(
@@ -223,6 +238,14 @@ class Publisher:
         for in_topic, ts_ms in oldest.items():
             metrics.E2E_LATENCY.labels(in_topic).observe(max(0.0, now - ts_ms / 1000))
 
+    def _cut(self, raw: bytes | None) -> bytes | None:
+        return raw if raw is None or len(raw) <= self.keep_bytes else raw[: self.keep_bytes]
+
+    def _cut_note(self, what: str, raw: bytes | None) -> str:
+        if raw is None or len(raw) <= self.keep_bytes:
+            return ""
+        return f" ({what} cut to its first {self.keep_bytes} of {len(raw)} bytes)"
+
     def _log_dead_letters(self, outs: list[Out]) -> None:
         letters = [o for o in outs if o.kind != LABELLED and o.attempt == 1]
         if letters:
@@ -243,14 +266,13 @@ class Publisher:
         return not self._inflight and not self.pending and not self.failed
 
 
-def _cut(raw: bytes | None) -> bytes | None:
-    return raw if raw is None or len(raw) <= DLQ_BYTES_LIMIT else raw[:DLQ_BYTES_LIMIT]
-
-
-def _cut_note(what: str, raw: bytes | None) -> str:
-    if raw is None or len(raw) <= DLQ_BYTES_LIMIT:
-        return ""
-    return f" ({what} cut to its first {DLQ_BYTES_LIMIT} of {len(raw)} bytes)"
+def _strip(out: Out, exc: BaseException) -> None:
+    letter = DeadLetter.model_validate_json(out.value)
+    note = f" (raw key and value left out: the dead letter was refused: {_describe(exc)})"
+    letter = letter.model_copy(
+        update={"key_b64": None, "value_b64": None, "message": letter.message + note}
+    )
+    out.key, out.value, out.stripped = None, letter.model_dump_json().encode(), True
 
 
 def _describe(exc: BaseException) -> str:

@@ -100,3 +100,42 @@ async def test_each_kind_of_bad_input_becomes_a_dead_letter(broker, tiny_store, 
 
 
 # The property test over the whole input domain is tests/integration/test_full_domain.py.
+
+
+async def test_an_output_the_broker_refuses_is_a_publish_dead_letter(
+    broker, tiny_store, uid, tmp_path
+):
+    """An input just under the size limit whose labelled event (the input's metadata plus the
+    label) is over it: the producer refuses that record for good; it becomes a `publish` dead
+    letter with the input's bytes, and the events around it are labelled."""
+    topic = f"big-{uid}"
+    await make_topics(broker, [topic, f"{topic}.labelled", f"{topic}.dlq"], 1)
+    limit = 200_000
+    big = {"id": "big1", "text": "北京", "metadata": {"pad": ""}}
+    pad = limit - 200 - len(json.dumps(big, ensure_ascii=False).encode())
+    big["metadata"]["pad"] = "x" * pad
+    values = [
+        json.dumps({"id": "ok-a", "text": "国足输球"}, ensure_ascii=False).encode(),
+        json.dumps(big, ensure_ascii=False).encode(),
+        json.dumps({"id": "ok-b", "text": "央行宣布降准"}, ensure_ascii=False).encode(),
+    ]
+    assert len(values[1]) < limit
+    env = {
+        "STREAMCLF_MAX_MESSAGE_BYTES": str(limit),
+        "STREAMCLF_KAFKA_MAX_MESSAGE_BYTES": str(limit),
+    }
+    await produce(broker, topic, values)
+    worker = WorkerProcess(broker, tiny_store, [f"{topic}=news"], f"g-{uid}", tmp_path, env=env)
+    worker.start()
+    try:
+        out = await collect(broker, [f"{topic}.labelled", f"{topic}.dlq"], 3, 90, 2)
+        assert worker.alive(), worker.log()
+    finally:
+        assert worker.stop() == 0, worker.log()
+    by_offset = {o["source_offset"]: o for o in out}
+    assert len(out) == 3 == len(by_offset)
+    assert by_offset[0]["_topic"] == by_offset[2]["_topic"] == f"{topic}.labelled"
+    letter = by_offset[1]
+    assert letter["_topic"] == f"{topic}.dlq" and letter["kind"] == "publish", letter
+    assert letter["event_id"] == "big1" and "MessageSizeTooLarge" in letter["message"]
+    assert values[1].startswith(base64.b64decode(letter["value_b64"]))

@@ -122,3 +122,29 @@ def test_a_refused_batch_is_retried_record_by_record_and_only_the_bad_one_is_dea
     topics = [t for t, _ in producer.sent]
     assert topics.count("t.labelled") == 2 and topics.count("t.dlq") == 1
     assert cp.to_commit() == {TP: 3} and pub.dead_letters == 1
+
+
+def test_a_dead_letter_refused_for_its_size_goes_again_without_the_raw_bytes() -> None:
+    def fail(value: bytes, n: int) -> Exception | None:
+        if value == b'{"id": "i1"}' or b'"value_b64":"' in value:
+            return RecordTooLargeError("too big")
+        return None
+
+    producer = FakeProducer(fail)
+    cp, pub, fatal = run(producer)
+    assert not fatal and pub.dead_letters == 1
+    letter = json.loads(next(v for t, v in producer.sent if t == "t.dlq"))
+    assert letter["kind"] == "publish" and letter["value_b64"] is None and letter["key_b64"] is None
+    assert "raw key and value left out" in letter["message"]
+    assert cp.to_commit() == {TP: 3}
+
+
+def test_dead_letters_keep_what_fits_the_record_limit() -> None:
+    cp = Checkpoint(lambda offsets: asyncio.sleep(0))
+    pub = Publisher(FakeProducer(), cp, "w", print, max_record_bytes=100_000)
+    pub.dead_letter(ROUTE, TP, 7, b"k" * 50_000, b"v" * 90_000, ErrorKind.SCHEMA, "bad")
+    out = pub.pending[0]
+    assert len(out.value) < 100_000
+    letter = json.loads(out.value)
+    assert len(base64.b64decode(letter["value_b64"])) == pub.keep_bytes < 90_000
+    assert "value cut to its first" in letter["message"] and "key cut" in letter["message"]
