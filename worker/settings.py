@@ -76,6 +76,9 @@ class WorkerSettings(BaseSettings):
     cache_lru_size: int = 100_000
     redis_timeout_ms: int = 200
     redis_retry_s: float = 2.0
+    # A configured Redis that does not answer at start is a one-line error (a wrong URL is
+    # caught at deploy time); false starts without the cache and says `redis-down`.
+    redis_required_at_start: bool = True
 
     # Delivery
     commit_interval_ms: int = 1000

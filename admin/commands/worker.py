@@ -79,7 +79,7 @@ def _preflight(settings: WorkerSettings, kafka: KafkaSettings) -> None:
     except PreflightError as exc:
         fail(str(exc), EXIT_USAGE)
     try:
-        if settings.redis_url and settings.cache_enabled:
+        if settings.redis_url and settings.cache_enabled and settings.redis_required_at_start:
             check_redis(settings.redis_url.get_secret_value())
         asyncio.run(check_topics(kafka, sorted({r.in_topic for r in routes})))
     except PreflightError as exc:

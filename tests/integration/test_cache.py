@@ -63,6 +63,7 @@ async def test_redis_unreachable_at_start_still_classifies(broker, tiny_store, u
     await make_topics(broker, [topic, f"{topic}.labelled", f"{topic}.dlq"], 1)
     env = {
         "STREAMCLF_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        "STREAMCLF_REDIS_REQUIRED_AT_START": "false",  # the default refuses to start
         "STREAMCLF_STATUS_TOPIC": f"status-{uid}",
     }
     worker = WorkerProcess(broker, tiny_store, [f"{topic}=news"], f"g-{uid}", tmp_path, env=env)
