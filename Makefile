@@ -32,13 +32,13 @@ lint: install
 
 test: install examples-env
 	$(BIN)/ruff check .
-	STREAMCLF_EXAMPLES_PYTHON=$(EXAMPLES_VENV)/bin/python $(BIN)/pytest -q -p no:cacheprovider tests
+	STREAMCLF_EXAMPLES_PYTHON=$(abspath $(EXAMPLES_VENV))/bin/python $(BIN)/pytest -q -p no:cacheprovider tests
 
 unit: install
 	$(BIN)/pytest -q tests/unit
 
 integration: install examples-env
-	STREAMCLF_EXAMPLES_PYTHON=$(EXAMPLES_VENV)/bin/python $(BIN)/pytest -q tests/integration
+	STREAMCLF_EXAMPLES_PYTHON=$(abspath $(EXAMPLES_VENV))/bin/python $(BIN)/pytest -q tests/integration
 
 demo: install
 	$(PY) -m admin.demo

@@ -34,7 +34,14 @@ TEXTS = [f"第{i % 50}条新闻：北京上个月召开了两会" for i in range
 async def test_repeated_texts_are_served_from_redis(broker, tiny_store, redis_url, uid, tmp_path):
     topic = f"c-{uid}"
     await make_topics(broker, [topic, f"{topic}.labelled", f"{topic}.dlq"], 2)
-    env = {"STREAMCLF_REDIS_URL": redis_url, "STREAMCLF_CACHE_PREFIX": f"test-{uid}"}
+    env = {
+        "STREAMCLF_REDIS_URL": redis_url,
+        "STREAMCLF_CACHE_PREFIX": f"test-{uid}",
+        # fp32 torch: a reduced-precision backend that `auto` may pick (dynamic int8) shifts
+        # scores with a batch's make-up, and this test compares scores exactly.
+        "STREAMCLF_ENGINE": "torch",
+        "STREAMCLF_DTYPE": "fp32",
+    }
     worker = WorkerProcess(broker, tiny_store, [f"{topic}=news"], f"g-{uid}", tmp_path, env=env)
     worker.start()
     try:

@@ -33,7 +33,17 @@ def test_predict_json_is_the_workers_labelled_event(store: Path) -> None:
     from worker.inference import InferenceEngine
 
     proc = streamclf(
-        "predict", "reviews", TEXT, "--text-pair", "第二句", "--json", "--store", str(store)
+        "predict",
+        "reviews",
+        TEXT,
+        "--text-pair",
+        "第二句",
+        "--json",
+        "--store",
+        str(store),
+        # the engine below is fp32 torch; `auto` may pick a backend whose scores differ by ~1e-3
+        STREAMCLF_ENGINE="torch",
+        STREAMCLF_DTYPE="fp32",
     )
     assert proc.returncode == 0, proc.stderr
     event = LabelledEvent.model_validate_json(proc.stdout)
