@@ -10,14 +10,14 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.chaos.config import ChaosConfig, make_store
 from benchmarks.chaos.ledger import Coord
 from benchmarks.chaos.poison import Input, inputs
 from benchmarks.chaos.services import STREAMCLF, RedisServer, Worker, worker_argv
-from benchmarks.chaos.verdict import KillRecord, RunFacts
+from benchmarks.chaos.verdict import KillRecord, RunFacts, healthy
 from bus.control import ensure_control_topics
 from bus.producing import sender
 from bus.reading import StopWhen, iter_records
@@ -25,42 +25,6 @@ from bus.settings import KafkaSettings
 from bus.topics import create_topics, high_water_marks
 
 log = logging.getLogger("chaos")
-
-
-@dataclass(frozen=True)
-class ChaosConfig:
-    """What the run does; the worker settings it uses are recorded with the figures."""
-
-    events: int = 20_000  # good events; poison records come on top
-    poison_every: int = 40
-    partitions: int = 4
-    workers: int = 3
-    rate_per_s: float = 200.0  # production pace, so that the chaos overlaps the stream
-    kill_every_s: float = 4.0
-    restart_after_s: float = 1.0
-    min_kills: int = 5
-    redis_down_s: float = 4.0
-    tail_events: int = 40  # sent at the end: all must be answered by the swapped-in version
-    timeout_s: float = 900.0
-    seed: int = 0
-    worker_env: dict[str, str] = field(
-        default_factory=lambda: {
-            "STREAMCLF_MAX_BATCH": "32",
-            "STREAMCLF_MAX_INFLIGHT_BATCHES": "2",
-            "STREAMCLF_COMMIT_INTERVAL_MS": "200",
-            "STREAMCLF_KAFKA_SESSION_TIMEOUT_MS": "6000",
-            "STREAMCLF_KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
-            "STREAMCLF_SHUTDOWN_TIMEOUT_S": "15",
-            "STREAMCLF_REDIS_RETRY_S": "1",
-            "STREAMCLF_STATUS_INTERVAL_S": "1",
-            "STREAMCLF_TORCH_THREADS": "1",
-            # The engine is not what this run is about; `auto` would measure backends at the
-            # first start of every version (tests/unit/test_backends covers that).
-            "STREAMCLF_ENGINE": "torch",
-            "STREAMCLF_METRICS_HOST": "127.0.0.1",
-            "STREAMCLF_LOG_LEVEL": "WARNING",
-        }
-    )
 
 
 class Chaos:
@@ -311,7 +275,19 @@ class Chaos:
             exits=self.exits,
         )
 
-    async def health(self) -> dict[str, dict[str, Any]]:
+    async def health(self, timeout_s: float = 30.0) -> dict[str, dict[str, Any]]:
+        """The surviving workers' health, read until it is all good (a group still settling
+        after the last restart may briefly own fewer partitions) or `timeout_s` passed."""
+        began = time.monotonic()
+        while True:
+            report = await self._health_once()
+            waited = time.monotonic() - began
+            if healthy(report, self.cfg.partitions) or waited > timeout_s:
+                self.note(f"health read after {waited:.1f}s: {report}")
+                return report
+            await asyncio.sleep(1.0)
+
+    async def _health_once(self) -> dict[str, dict[str, Any]]:
         """Per surviving worker: /healthz and /readyz status, and its per-partition
         `streamclf_oldest_uncommitted_age_seconds` gauges."""
         report: dict[str, dict[str, Any]] = {}
@@ -335,19 +311,6 @@ def uncommitted_ages(metrics_text: str) -> dict[str, float]:
         if family.name == "streamclf_oldest_uncommitted_age_seconds"
         for sample in family.samples
     }
-
-
-def make_store(root: Path) -> Path:
-    """A tiny `news` model: v1 active, v2 ready to be swapped in."""
-    from modelstore.labels import PRESET_LABELS
-    from modelstore.presets import init_model
-    from modelstore.store import ModelStore
-
-    store = ModelStore(root)
-    init_model(store, "news", PRESET_LABELS["chinanews"], "tiny", seed=1)
-    init_model(store, "news", PRESET_LABELS["chinanews"], "tiny", seed=7)
-    store.set_active("news", "v1")
-    return root
 
 
 async def chaos_report(cfg: ChaosConfig, broker: KafkaSettings, work: Path) -> dict[str, Any]:
