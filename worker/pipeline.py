@@ -204,9 +204,10 @@ class ModelPipeline:
     ) -> None:
         """Infer the misses, fill the cache, serialise the outputs; `done` gets (item, output)."""
         found, todo = staged.found, staged.todo
+        started = time.perf_counter()  # not staged.started: staging overlaps the batch before
         computed, failed = await self._infer(staged.active.engine, todo, staged.prepared)
         await self._store(computed, todo)
-        infer_ms = (time.perf_counter() - staged.started) * 1000
+        infer_ms = (time.perf_counter() - started) * 1000
         timings = Timings(inference_ms=infer_ms, batch_size=len(staged.batch))
         encoder = BatchEncoder(self.model, staged.active.version, self.worker_id, timings)
         for key, item in staged.keyed:
