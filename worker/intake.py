@@ -13,10 +13,10 @@ import time
 from typing import Any
 
 from bus.types import ConsumerRecord, TopicPartition
+from schemas.decoding import Rejected, decode_event
 from worker import metrics
 from worker.batcher import Batcher, estimate_tokens
 from worker.checkpoint import Checkpoint, Span
-from worker.decode import Rejected, decode_event
 from worker.health import Liveness
 from worker.pipeline import Item, ModelPipeline
 from worker.publisher import Publisher

@@ -23,7 +23,7 @@ from bus.producing import produce_many
 from bus.reading import read_until_quiet
 from bus.settings import KafkaSettings
 from schemas.deadletter import DeadLetter
-from worker.decode import Rejected, decode_event
+from schemas.decoding import Rejected, decode_event
 
 app = typer.Typer(help="Inspect and replay dead letters.")
 

@@ -6,8 +6,8 @@ import orjson
 import pytest
 
 from schemas.deadletter import ErrorKind
+from schemas.decoding import MAX_DEPTH, Rejected, decode_event
 from schemas.events import TextEvent
-from worker.decode import MAX_DEPTH, Rejected, decode_event
 
 
 @pytest.mark.parametrize(

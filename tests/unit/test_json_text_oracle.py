@@ -7,8 +7,8 @@ from collections import Counter
 
 from hypothesis import HealthCheck, given, settings
 
+from schemas.decoding import Rejected, decode_event
 from tests.integration.json_text import expected_outcome, payloads
-from worker.decode import Rejected, decode_event
 
 
 def test_decoder_agrees_with_the_reference_oracle() -> None:

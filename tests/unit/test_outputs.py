@@ -10,8 +10,8 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.decoding import decode_event
 from schemas.events import LabelledEvent, Timings
-from worker.decode import decode_event
 from worker.inference import Prediction
 from worker.outputs import BatchEncoder, labelled_event
 
