@@ -38,6 +38,7 @@ LOG_DIR = bench_store_dir().parent / "bench-logs"  # gitignored
 CPU_MAX_BATCH, CPU_MAX_BATCH_TOKENS = 128, 4096
 GPU_MAX_BATCH, GPU_MAX_BATCH_TOKENS = 256, 32768
 WARM_UP_EVENTS = 32
+PROFILE_SECONDS = 10.0
 
 
 def worker_max_batch(ctx: BenchContext) -> int:
@@ -126,7 +127,9 @@ async def measure(
         offered = await driver.offered_rate(offered_texts, "rate", rate, timeout_for(n, rate), proc)
         ctx.log(f"{topic}: offered {rate:.1f}/s -> p50 {offered.summary()['p50_ms']:.0f} ms")
         if profile_to is not None:  # a profile that fails or times out costs no figures
-            part = texts[: max(WARM_UP_EVENTS, len(texts) // 4)]
+            # about PROFILE_SECONDS of load at the full-load rate (texts repeat; no cache here)
+            n = max(WARM_UP_EVENTS, int(full.events_per_s * PROFILE_SECONDS))
+            part = (texts * (n // len(texts) + 1))[:n]
             try:
                 async with profile_process(proc.pid, profile_to):
                     await driver.full_load(
