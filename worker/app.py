@@ -107,17 +107,10 @@ class Worker:
 
     # -- parts -------------------------------------------------------------------------
     def _make_engine(self, model: str, version: str, sha256: str | None) -> InferenceEngine:
-        s = self.settings
         return InferenceEngine(
             self.store.require(model, version),
-            device=s.device,
-            dtype=s.dtype,
-            engine=s.engine,
-            max_length=s.max_length,
-            max_batch_tokens=s.max_padded_tokens or 0,
-            top_k=s.top_k,
             expected_sha256=sha256,
-            min_dtype_agreement=s.min_dtype_agreement,
+            **self.settings.engine_options(),
         )
 
     @property

@@ -112,6 +112,18 @@ class WorkerSettings(BaseSettings):
         check_control_key(key, self.require_control_key)
         return self
 
+    def engine_options(self) -> dict[str, Any]:
+        """The `InferenceEngine` keyword arguments these settings fix (worker and `predict`)."""
+        return {
+            "device": self.device,
+            "dtype": self.dtype,
+            "engine": self.engine,
+            "max_length": self.max_length,
+            "max_batch_tokens": self.max_padded_tokens or 0,
+            "top_k": self.top_k,
+            "min_dtype_agreement": self.min_dtype_agreement,
+        }
+
     def parsed_routes(self) -> list[Route]:
         return [parse_route(spec, self.labelled_suffix, self.dlq_suffix) for spec in self.routes]
 

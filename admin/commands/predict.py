@@ -25,17 +25,10 @@ def classify(
     store = model_store(store_root)
     version = version or store.default_version(name)
     path = store.require(name, version)
-    s = WorkerSettings()
     engine = InferenceEngine(
         path,
-        device=s.device,
-        dtype=s.dtype,
-        engine=s.engine,
-        max_length=s.max_length,
-        max_batch_tokens=s.max_padded_tokens or 0,
-        top_k=s.top_k,
         expected_sha256=store.weights_sha256(name, version),
-        min_dtype_agreement=s.min_dtype_agreement,
+        **WorkerSettings().engine_options(),
     )
     started = time.perf_counter()
     pred = engine.predict([text], [text_pair])[0]
