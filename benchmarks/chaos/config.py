@@ -20,6 +20,9 @@ class ChaosConfig:
     min_kills: int = 5
     redis_down_s: float = 4.0
     tail_events: int = 40  # sent at the end: all must be answered by the swapped-in version
+    # texts repeat after this many events: between the Redis restart and the swap, and after
+    # the swap, repeats must come soon enough for the cache to be seen answering again
+    distinct_texts: int = 900
     timeout_s: float = 900.0
     seed: int = 0
     worker_env: dict[str, str] = field(

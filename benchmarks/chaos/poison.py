@@ -69,13 +69,17 @@ class Input:
     kind: str  # "good" or a poison class
 
 
-def inputs(events: int, poison_every: int, prefix: str = "c") -> Iterator[Input]:
+def inputs(
+    events: int, poison_every: int, prefix: str = "c", distinct_texts: int = 900
+) -> Iterator[Input]:
     """`events` good events (ids `{prefix}0`, ...), with one poison record after every
-    `poison_every` of them, cycling through the poison classes (the rare ones less often)."""
+    `poison_every` of them, cycling through the poison classes (the rare ones less often).
+    Texts cycle after `distinct_texts`, so the cache has repeats to answer."""
     classes = list(POISON)
     turn = 0
+    rounds = max(1, distinct_texts // len(TEXTS))
     for i in range(events):
-        text = f"{TEXTS[i % len(TEXTS)]}{(i // len(TEXTS)) % 150}"  # 900 texts, then repeats
+        text = f"{TEXTS[i % len(TEXTS)]}{(i // len(TEXTS)) % rounds}"
         eid = f"{prefix}{i}"
         yield Input(f"k{eid}".encode(), _event(eid, text), eid, "good")
         if poison_every and (i + 1) % poison_every == 0:

@@ -234,7 +234,7 @@ class Chaos:
             self.start_worker(slot)
         await self.wait_ready(180)
         self.note("all workers ready")
-        records = list(inputs(cfg.events, cfg.poison_every))
+        records = list(inputs(cfg.events, cfg.poison_every, distinct_texts=cfg.distinct_texts))
         collector = asyncio.create_task(self.collect())
         producer = asyncio.create_task(self.produce(records))
         producer.add_done_callback(lambda _: setattr(self, "produced_all", True))
