@@ -147,9 +147,8 @@ class PacedProducer:
 
 async def first_message(broker: KafkaSettings, topic: str) -> None:
     """Returns once `topic` (partition 0) holds a message."""
-    from aiokafka import TopicPartition
-
     from bus.clients import make_consumer
+    from bus.types import TopicPartition
 
     consumer = make_consumer(broker)
     await consumer.start()

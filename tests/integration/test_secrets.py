@@ -8,11 +8,11 @@ import os
 from pathlib import Path
 
 import pytest
-from aiokafka.errors import KafkaError
 
 from bus.clients import make_producer
 from bus.control import read_status
 from bus.settings import KafkaSettings
+from bus.types import KafkaError
 from tests.integration.harness import WorkerProcess, collect, make_topics, produce, text_events
 from tests.integration.test_hot_swap import stop_all, topics_env, wait_workers
 from worker.settings import WorkerSettings
