@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
+from benchmarks import sections
 from benchmarks.common import REPO_ROOT, RESULTS_DIR
 
 README = REPO_ROOT / "README.md"
@@ -121,11 +121,7 @@ def section(payload: dict[str, Any], source: str = "benchmarks/results/latest.js
 
 
 def replace(text: str, new: str) -> str:
-    first, last = MARKERS
-    start, end = text.find(first), text.find(last)
-    if start < 0 or end < start:
-        raise ValueError(f"README has no {first} ... {last} section")
-    return text[:start] + new + text[end + len(last) :]
+    return sections.replace_section(text, new, MARKERS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,16 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.write or args.check):
         print(section(payload))
         return 0
-    current = args.readme.read_text()
-    wanted = replace(current, section(payload))
-    if args.check:
-        if wanted != current:
-            print(f"{args.readme}: performance table is stale; run --write", file=sys.stderr)
-            return 1
-        return 0
-    args.readme.write_text(wanted)
-    print(f"{args.readme}: performance table regenerated from {args.file}")
-    return 0
+    return sections.sync_section(
+        args.readme,
+        section(payload),
+        MARKERS,
+        check=args.check,
+        what="performance table",
+        fix="python -m benchmarks.readme_perf --write",
+    )
 
 
 if __name__ == "__main__":

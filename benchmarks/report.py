@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from benchmarks import sections
 from benchmarks.common import RESULTS_DIR
 
 README = Path(__file__).resolve().parent / "README.md"
@@ -75,11 +76,7 @@ def readme_section(payload: dict[str, Any], source: str = "results/latest.json")
 
 def replace_section(readme_text: str, section: str, markers: tuple[str, str] = (START, END)) -> str:
     """`readme_text` with its marked section (markers included) replaced by `section`."""
-    first, last = markers
-    start, end = readme_text.find(first), readme_text.find(last)
-    if start < 0 or end < start:
-        raise ValueError(f"the README has no {first} ... {last} section")
-    return readme_text[:start] + section + readme_text[end + len(last) :]
+    return sections.replace_section(readme_text, section, markers)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,16 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.write_readme or args.check_readme):
         sys.stdout.write(markdown(payload))
         return 0
-    current = args.readme.read_text()
-    wanted = replace_section(current, readme_section(payload))
-    if args.check_readme:
-        if wanted != current:
-            print(f"{args.readme}: results section is stale; run --write-readme", file=sys.stderr)
-            return 1
-        return 0
-    args.readme.write_text(wanted)
-    print(f"{args.readme}: results section regenerated from {args.file}")
-    return 0
+    return sections.sync_section(
+        args.readme,
+        readme_section(payload),
+        (START, END),
+        check=args.check_readme,
+        what="results section",
+        fix="python -m benchmarks.report --write-readme",
+    )
 
 
 if __name__ == "__main__":

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import REPO_ROOT, RESULTS_DIR
-from benchmarks.report import replace_section
+from benchmarks.sections import sync_section
 
 README = REPO_ROOT / "README.md"
 CHAOS_JSON = RESULTS_DIR / "chaos.json"
@@ -68,14 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=CHAOS_JSON)
     args = parser.parse_args(argv)
     payload = json.loads(args.json.read_text()) if args.json.exists() else None
-    current = args.readme.read_text()
-    wanted = replace_section(current, section(payload), MARKERS)
-    if args.check:
-        if wanted != current:
-            print(f"{args.readme}: chaos paragraph is stale; run --write", file=sys.stderr)
-        return int(wanted != current)
-    args.readme.write_text(wanted)
-    return 0
+    return sync_section(
+        args.readme,
+        section(payload),
+        MARKERS,
+        check=args.check,
+        what="chaos paragraph",
+        fix="python -m benchmarks.chaos.readme --write",
+    )
 
 
 if __name__ == "__main__":
