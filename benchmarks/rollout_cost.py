@@ -142,6 +142,10 @@ async def run(args: argparse.Namespace, store_root: Path) -> dict[str, Any]:
             "STREAMCLF_STATUS_INTERVAL_S": "1",
             "STREAMCLF_DEVICE": args.device,
             "STREAMCLF_CACHE_ENABLED": "false",
+            # fp32 torch, as documented: `auto` would load and time every backend at start,
+            # which inflates the resident memory this script compares
+            "STREAMCLF_ENGINE": "torch",
+            "STREAMCLF_DTYPE": "fp32",
         }
         argv = [
             *worker_command(),
