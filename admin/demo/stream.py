@@ -66,16 +66,23 @@ async def outputs(
 def label_table(
     title: str, texts: dict[str, str], events: list[dict], truth: dict[str, str]
 ) -> Table:
-    table = Table("label", "score", "human label", "version", "cached", title=title)
-    table.add_column("text", no_wrap=True, overflow="ellipsis", max_width=44)
+    table = Table(title=title)
+    # The short columns keep their width in an 80-column terminal; the text gives way.
+    for name, width in (("label", 10), ("score", 5), ("human", 8), ("ver", 3), ("cached", 6)):
+        table.add_column(name, no_wrap=True, min_width=width)
+    table.add_column("text", max_width=44)  # wraps rather than pushing the table past the edge
     for e in sorted(events, key=lambda e: (not e["id"].startswith("show"), e["id"])):
         human = truth.get(e["id"], "")
         mark = "" if not human else (" ✓" if human == e["label"] else " ✗")
         table.add_row(
             e["label"] + mark, f"{e['score']:.3f}", human or "-", e["version"],
-            "yes" if e["cached"] else "no", " ".join(texts[e["id"]].split()),
+            "yes" if e["cached"] else "no", _short(" ".join(texts[e["id"]].split())),
         )  # fmt: skip
     return table
+
+
+def _short(text: str, chars: int = 40) -> str:
+    return text if len(text) <= chars else text[: chars - 1] + "…"
 
 
 def delivery(sent: list[str], out: list[dict]) -> dict[str, object]:
