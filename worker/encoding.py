@@ -71,7 +71,9 @@ def encode(
             continue
         a = [texts[i] for i in group]
         b = [pairs[i] for i in group] if with_pair else None
-        enc = tokenizer(a, b, truncation=False, return_attention_mask=False)
+        # verbose=False: a row over the model's length is expected here and truncated below,
+        # so transformers' "Token indices sequence length is longer..." warning is noise.
+        enc = tokenizer(a, b, truncation=False, return_attention_mask=False, verbose=False)
         for j, i in enumerate(group):
             ids = enc["input_ids"][j]
             types = enc["token_type_ids"][j] if "token_type_ids" in enc else [0] * len(ids)

@@ -97,6 +97,7 @@ async def test_each_kind_of_bad_input_becomes_a_dead_letter(broker, tiny_store, 
     long_out = next(o for o in out if o.get("id") == "long1")
     assert long_out["truncated"] is True
     assert next(o for o in out if o.get("id") == "ok2")["truncated"] is False
+    assert "sequence length is longer" not in worker.log_path.read_text(errors="replace")
 
 
 # The property test over the whole input domain is tests/integration/test_full_domain.py.

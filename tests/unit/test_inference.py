@@ -1,6 +1,7 @@
 """The inference engine: parity with transformers' pipeline, batch-independence, truncation,
 token-budget chunking and the bundled vocab."""
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -73,8 +74,18 @@ def test_overlong_text_is_truncated_and_flagged(model_dir: Path) -> None:
     assert len(long_pred.scores) == 5 and long_pred.scores[0][0] == long_pred.label
 
 
-def test_bf16_is_opt_in_and_checked_for_agreement(model_dir: Path) -> None:
-    engine = InferenceEngine(model_dir, dtype="bf16", min_dtype_agreement=0.5)
-    assert engine.dtype_agreement is not None and engine.dtype_agreement >= 0.5
-    assert len(engine.predict(TEXTS, PAIRS)) == len(TEXTS)
-    assert InferenceEngine(model_dir).dtype_agreement is None  # fp32 by default on CPU
+def test_deliberate_truncation_logs_no_length_warning(model_dir: Path) -> None:
+    """The worker truncates on purpose: transformers' "Token indices sequence length is longer
+    than the specified maximum" warning must not reach its log."""
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    hf_logger = logging.getLogger("transformers")  # its own handler; it does not propagate
+    hf_logger.addHandler(handler)
+    try:
+        engine = InferenceEngine(model_dir)  # a fresh tokenizer: it warns once per instance
+        (pred,) = engine.predict(["北京两会" * 300], [None])
+    finally:
+        hf_logger.removeHandler(handler)
+    assert pred.truncated
+    assert not [m for m in seen if "sequence length is longer" in m], seen
