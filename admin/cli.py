@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import typer
 
@@ -12,6 +13,8 @@ from admin.commands.bench import bench
 from admin.commands.predict import predict
 from admin.commands.status import status
 from admin.commands.worker import worker
+from admin.context import EXIT_UNAVAILABLE, print_error
+from bus.exceptions import BusError
 
 # Connection errors are translated into one line by bus/ and the commands; the worker
 # raises aiokafka's own level again (`streamclf worker`).
@@ -40,7 +43,13 @@ rollout.register(models.app)  # models shadow, models canary, models compare
 
 
 def main() -> None:
-    app()
+    """Run the CLI; a broker error no command caught (a producer the broker refused in the
+    worker, say) ends in its one line and exit 3, not a traceback."""
+    try:
+        app()
+    except BusError as exc:
+        print_error(str(exc))
+        sys.exit(EXIT_UNAVAILABLE)
 
 
 if __name__ == "__main__":

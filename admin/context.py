@@ -51,8 +51,13 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+def print_error(message: str) -> None:
+    """The one-line `error: ...` every command ends with when it fails."""
     err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    print_error(message)
     raise typer.Exit(code)
 
 

@@ -2,14 +2,49 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from bus.exceptions import IdempotenceRefused
 from bus.settings import KafkaSettings
 
 
-def make_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
+def _not_init_pid_error(record: logging.LogRecord) -> bool:
+    """aiokafka logs a refused InitProducerId before raising; `Producer.start` says it instead."""
+    return not str(record.msg).startswith("Unexpected error during InitProducerIdRequest")
+
+
+logging.getLogger("aiokafka.producer.sender").addFilter(_not_init_pid_error)
+
+
+class Producer(AIOKafkaProducer):
+    """aiokafka's producer whose `start` raises `IdempotenceRefused` (a `BusError`) when the
+    broker will not give an idempotent producer its id, instead of the client's UnknownError."""
+
+    def __init__(self, settings: KafkaSettings, **kwargs: Any) -> None:
+        super().__init__(**settings.client_kwargs(), **kwargs)
+        self._bootstrap = settings.bootstrap_servers
+        self._idempotent = bool(kwargs.get("enable_idempotence"))
+
+    async def start(self) -> None:
+        try:
+            await super().start()
+        except KafkaConnectionError:
+            raise
+        except KafkaError as exc:
+            if not self._idempotent:
+                raise
+            # Connected, then refused: the only request left in start() is InitProducerId.
+            with contextlib.suppress(KafkaError):
+                await self.stop()
+            raise IdempotenceRefused.at(self._bootstrap, exc) from exc
+
+
+def make_producer(settings: KafkaSettings, **overrides: Any) -> Producer:
     """An idempotent producer (retries write once) that waits for all in-sync replicas
     (`acks=all`) before a send counts."""
     kwargs: dict[str, Any] = dict(
@@ -20,7 +55,7 @@ def make_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer
         max_batch_size=1024 * 1024,
     )
     kwargs.update(overrides)
-    return AIOKafkaProducer(**settings.client_kwargs(), **kwargs)
+    return Producer(settings, **kwargs)
 
 
 def make_consumer(

@@ -23,6 +23,18 @@ class BrokerUnavailable(BusError):
         )
 
 
+class IdempotenceRefused(BusError):
+    """The broker refused an idempotent producer (it answered InitProducerId with an error)."""
+
+    @classmethod
+    def at(cls, bootstrap: str, cause: object) -> IdempotenceRefused:
+        return cls(
+            f"the broker at {bootstrap} refused an idempotent producer (InitProducerId: "
+            f"{type(cause).__name__}); if it cannot do idempotence, set "
+            "STREAMCLF_KAFKA_ENABLE_IDEMPOTENCE=false"
+        )
+
+
 class TopicMissing(TopicError):
     """A topic that must exist does not."""
 

@@ -94,6 +94,8 @@ class TrainerService:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         s = self.settings
         await create_topics(self.kafka, [s.jobs_topic, s.results_topic, s.feedback_topic])
+        self._producer = make_producer(self.kafka)
+        await self._producer.start()  # before the consumer exists: a refusal leaves nothing open
         consumer = make_consumer(
             self.kafka,
             s.jobs_topic,
@@ -101,8 +103,6 @@ class TrainerService:
             group_id=s.group_id,
             max_poll_interval_ms=ONE_DAY_MS,
         )
-        self._producer = make_producer(self.kafka)
-        await self._producer.start()
         await consumer.start()
         log.info(
             "trainer serving %s and %s; jobs may name files under %s; promoting jobs %s",

@@ -11,8 +11,8 @@ import pytest
 
 from bus.clients import make_producer
 from bus.control import read_status
+from bus.exceptions import IdempotenceRefused
 from bus.settings import KafkaSettings
-from bus.types import KafkaError
 from tests.integration.harness import WorkerProcess, collect, make_topics, produce, text_events
 from tests.integration.test_hot_swap import stop_all, topics_env, wait_workers
 from worker.settings import WorkerSettings
@@ -84,7 +84,7 @@ async def test_producers_are_idempotent_unless_the_broker_cannot(
             assert (await idempotent.send_and_wait(f"idem-{uid}", b"x")).offset == 0
         else:
             assert broker.enable_idempotence is False
-            with pytest.raises(KafkaError):
+            with pytest.raises(IdempotenceRefused, match="ENABLE_IDEMPOTENCE=false"):
                 await idempotent.start()
     finally:
         await idempotent.stop()
