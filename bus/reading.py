@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -68,9 +68,11 @@ async def iter_records(
     stop: StopWhen | None = None,
     wait_for_topics_s: float = 0.0,
     missing_ok: bool = False,
+    on_wait: Callable[[list[str]], None] | None = None,
 ) -> AsyncIterator[Record]:
     """Records of `topics` until `stop` says so. A missing topic raises `TopicMissing`
-    (after waiting up to `wait_for_topics_s`), or ends the read at once with `missing_ok`."""
+    (after waiting up to `wait_for_topics_s`; `on_wait` is told the missing topics once, when
+    the wait begins), or ends the read at once with `missing_ok`."""
     stop = stop or StopWhen()
     if group_id is not None and (stop.at_end or start not in ("beginning", "end")):
         raise ValueError("a group reads from its committed offsets: no timestamp start or at_end")
@@ -79,7 +81,9 @@ async def iter_records(
     )
     try:
         await _start(consumer, settings)
-        parts = await _partitions(consumer, settings, topics, wait_for_topics_s, missing_ok)
+        parts = await _partitions(
+            consumer, settings, topics, wait_for_topics_s, missing_ok, on_wait
+        )
         if parts is None:
             return
         await _position(consumer, parts, topics, start, group_id)
@@ -154,9 +158,11 @@ async def _partitions(
     topics: Sequence[str],
     wait_s: float,
     missing_ok: bool,
+    on_wait: Callable[[list[str]], None] | None = None,
 ) -> list[TopicPartition] | None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
+    waiting = False
     while True:
         found = {t: consumer.partitions_for_topic(t) for t in topics}
         missing = [t for t, parts in found.items() if not parts]
@@ -166,6 +172,9 @@ async def _partitions(
             if missing_ok:
                 return None
             raise TopicMissing.on(missing, settings.bootstrap_servers)
+        if on_wait is not None and not waiting:
+            on_wait(missing)
+        waiting = True
         await asyncio.sleep(0.2)
         await consumer._client.force_metadata_update()
 

@@ -72,6 +72,12 @@ def has_visible(text: str) -> bool:
     return False
 
 
+def nests_too_deep(value: Any) -> bool:
+    """Whether a parsed JSON value nests objects and arrays more than `MAX_DEPTH` levels below
+    its top (what `decode_event` refuses in an event's metadata)."""
+    return type(value) in _CONTAINERS and _too_deep(value, 0)
+
+
 def _too_deep(value: Any, depth: int) -> bool:
     if depth > MAX_DEPTH:
         return True

@@ -5,32 +5,54 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import select
 import sys
 import uuid
 from pathlib import Path
 
+import orjson
 import typer
 
-from admin.context import EXIT_UNAVAILABLE, BootstrapOpt, console, fail, kafka_settings, run
+from admin.context import (
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    BootstrapOpt,
+    console,
+    err_console,
+    fail,
+    kafka_settings,
+    run,
+)
 from bus.exceptions import BusError
 from bus.producing import produce_many
 from bus.reading import StopWhen, iter_records, require_topics
 from bus.settings import KafkaSettings
+from schemas.decoding import MAX_DEPTH, nests_too_deep
+
+DEFAULT_QUIET_S = 5.0  # `tail` stops after this long without events
+
+
+class BadLine(ValueError):
+    """A line `produce` will not send; the message says why."""
 
 
 def line_to_event(line: str) -> dict[str, object] | None:
     """A JSON object line is taken as a TextEvent (an id is added if missing); anything else
-    is plain text."""
+    is plain text. A JSON line nested deeper than an event may be raises `BadLine`."""
     line = line.rstrip("\n")
     if not line.strip():
         return None
     if line.lstrip().startswith("{"):
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            obj = None
+            obj = orjson.loads(line)  # bounded: no recursion error, however deep
+        except orjson.JSONDecodeError as exc:
+            if "limit exceeded" in exc.msg:  # orjson stops at depth 1024
+                raise BadLine(f"JSON nests deeper than {MAX_DEPTH} levels") from None
+            obj = None  # not JSON: the line is plain text
+        if nests_too_deep(obj):
+            raise BadLine(f"JSON nests deeper than {MAX_DEPTH} levels")
         if isinstance(obj, dict):
             obj.setdefault("id", uuid.uuid4().hex)
             return obj
@@ -38,7 +60,15 @@ def line_to_event(line: str) -> dict[str, object] | None:
 
 
 def _records(lines: list[str]) -> list[tuple[bytes, bytes]]:
-    events = [e for e in map(line_to_event, lines) if e is not None]
+    """(key, value) per line; the first bad line raises `BadLine` naming its number."""
+    events = []
+    for number, line in enumerate(lines, 1):
+        try:
+            event = line_to_event(line)
+        except BadLine as exc:
+            raise BadLine(f"line {number}: {exc}; nothing was produced") from None
+        if event is not None:
+            events.append(event)
     return [(str(e["id"]).encode(), json.dumps(e, ensure_ascii=False).encode()) for e in events]
 
 
@@ -51,21 +81,36 @@ def produce(
 ) -> None:
     """Produce one TextEvent per line (plain text or JSON objects) with generated ids."""
     text = file.read_text(encoding="utf-8") if file else sys.stdin.read()
+    try:
+        records = _records(text.split("\n"))
+    except BadLine as exc:
+        fail(str(exc), EXIT_USAGE)
     settings = kafka_settings(bootstrap)
     try:
         run(require_topics(settings, [topic]))  # never create a topic by a typo
-        count = len(run(produce_many(settings, topic, _records(text.split("\n")))))
+        count = len(run(produce_many(settings, topic, records)))
     except BusError as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
     console.print(f"produced {count} events to {topic}", highlight=False)
 
 
 async def _tail(
-    settings: KafkaSettings, topic: str, stop: StopWhen, from_end: bool, group: str | None
+    settings: KafkaSettings,
+    topic: str,
+    stop: StopWhen,
+    from_end: bool,
+    group: str | None,
+    wait_s: float,
 ) -> int:
     seen = 0
     reader = iter_records(
-        settings, [topic], start="end" if from_end else "beginning", group_id=group, stop=stop
+        settings,
+        [topic],
+        start="end" if from_end else "beginning",
+        group_id=group,
+        stop=stop,
+        wait_for_topics_s=wait_s,
+        on_wait=lambda _: _say_waiting(topic, wait_s),
     )
     watcher = asyncio.create_task(_watch_reader(asyncio.current_task()))
     try:
@@ -82,6 +127,16 @@ async def _tail(
     finally:
         watcher.cancel()
     return seen
+
+
+def _say_waiting(topic: str, wait_s: float) -> None:
+    limit = "until it does (Ctrl-C stops)" if math.isinf(wait_s) else f"up to {wait_s:g} s"
+    err_console.print(
+        f"waiting for topic {topic} to exist, {limit}",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
 
 
 def _reader_gone() -> bool:
@@ -113,9 +168,18 @@ def _quiet_broken_pipe() -> None:
 def tail(
     topic: str,
     max_events: int | None = typer.Option(None, "--max", help="Stop after N events"),
-    timeout: float = typer.Option(5.0, "--timeout", help="Stop after S seconds without events"),
+    timeout: float | None = typer.Option(
+        None,
+        "--timeout",
+        help="Stop after S seconds without events (default 5); a topic that does not exist "
+        "yet is waited for up to S seconds",
+    ),
     follow: bool = typer.Option(
-        False, "--follow", "-f", help="Keep waiting for new events (Ctrl-C stops)"
+        False,
+        "--follow",
+        "-f",
+        help="Keep waiting for new events, and for the topic if it does not exist yet "
+        "(Ctrl-C stops)",
     ),
     from_end: bool = typer.Option(
         False, "--from-end", help="Only events produced from now on (default: from the start)"
@@ -128,10 +192,15 @@ def tail(
     ),
     bootstrap: str | None = BootstrapOpt,
 ) -> None:
-    """Print a topic's events as JSON lines, from the beginning (or the end, or a group's offsets)."""
-    stop = StopWhen(quiet_s=None if follow else timeout, max_records=max_events)
+    """Print a topic's events as JSON lines, from the beginning (or the end, or a group's offsets).
+
+    A missing topic is an error at once, unless --timeout or --follow says how long to wait
+    for it (as a worker creates its output topics when it starts)."""
+    quiet_s = DEFAULT_QUIET_S if timeout is None else timeout
+    stop = StopWhen(quiet_s=None if follow else quiet_s, max_records=max_events)
+    wait_s = math.inf if follow else (timeout or 0.0)
     try:
-        run(_tail(kafka_settings(bootstrap), topic, stop, from_end, group))
+        run(_tail(kafka_settings(bootstrap), topic, stop, from_end, group, wait_s))
     except BrokenPipeError:
         _quiet_broken_pipe()
     except KeyboardInterrupt:
