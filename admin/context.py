@@ -75,3 +75,6 @@ StoreOpt = typer.Option(
     None, "--store", help="Model store directory (default STREAMCLF_MODEL_STORE)"
 )
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table")
+# A model reference that may name a version; help texts are rich markup, hence the `\[`.
+MODEL_REF = "NAME[@VERSION]"
+MODEL_REF_HELP = "A model, NAME\\[@VERSION] (default: the active version, which workers serve)"

@@ -12,6 +12,8 @@ from admin.context import (
     EXIT_OK,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
+    MODEL_REF,
+    MODEL_REF_HELP,
     BootstrapOpt,
     JsonOpt,
     StoreOpt,
@@ -136,7 +138,8 @@ def list_(
 
 @app.command()
 def show(
-    ref: str = typer.Argument(..., help="NAME[@VERSION]"), store: Path | None = StoreOpt
+    ref: str = typer.Argument(..., metavar=MODEL_REF, help=MODEL_REF_HELP),
+    store: Path | None = StoreOpt,
 ) -> None:
     """Print a version's card (the active one when no version is given)."""
     name, version = split_ref(ref)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import getpass
+import shlex
 import socket
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from admin.context import (
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
+    MODEL_REF,
+    MODEL_REF_HELP,
     BootstrapOpt,
     JsonOpt,
     StoreOpt,
@@ -25,6 +29,7 @@ from admin.context import (
 )
 from bus.exceptions import BusError
 from modelstore.exceptions import ModelStoreError
+from modelstore.store import ModelStore
 from trainer.exceptions import PromotionRefused, TrainerError
 
 trainer_app = typer.Typer(help="The trainer service.")
@@ -138,6 +143,29 @@ def train(
     )
     if promote:
         _promote(model, outcome.version, force, bootstrap, store)
+    else:
+        for line in next_steps(ms, model, outcome.version, test_file or dev_file, store):
+            console.print(line, soft_wrap=True, highlight=False, markup=False)
+
+
+def next_steps(
+    ms: ModelStore, model: str, version: str, data: Path, store: Path | None
+) -> list[str]:
+    """What a stored version is (serving or a candidate) and the commands that take it on."""
+    active = ms.active(model)
+    if active == version:
+        return [f"{model}@{version} is the active version (the model's first): workers serve it"]
+    at = f" --store {shlex.quote(str(store))}" if store else ""
+    return [
+        f"{model}@{version} is a candidate: stored, not serving (workers serve the active "
+        f"version, {model}@{active}). Next:",
+        f"  streamclf eval --model {model}@{version} --data {shlex.quote(str(data))}{at}"
+        "   # evaluate it",
+        f"  streamclf models shadow {model} {version}{at}   # classify live events beside "
+        f"{active}, results on IN.shadow",
+        f"  streamclf models promote {model} {version}{at}   # make it active (if its dev "
+        f"accuracy is at least {active}'s)",
+    ]
 
 
 def _promote(
@@ -162,7 +190,7 @@ def _promote(
 
 
 def eval_(
-    ref: str = typer.Option(..., "--model", help="NAME[@VERSION]"),
+    ref: str = typer.Option(..., "--model", metavar=MODEL_REF, help=MODEL_REF_HELP),
     data: Path = typer.Option(..., "--data", help="UER TSV or JSON lines"),
     max_seq_len: int = typer.Option(512, "--seq-len", min=8, max=512),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
@@ -171,13 +199,18 @@ def eval_(
     store: Path | None = StoreOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Accuracy, macro-F1, per-class precision/recall and the confusion matrix."""
+    """Accuracy, macro-F1, per-class precision/recall and the confusion matrix.
+
+    --model NAME evaluates the active version (what workers serve); NAME@VERSION another one,
+    such as the candidate `train` just stored. The output says which it evaluated."""
     from trainer.evaluate import evaluate_dir, plot_confusion
 
     name, _, version = ref.partition("@")
     ms = model_store(store)
     try:
-        version = version or ms.default_version(name)
+        chosen = version or ms.default_version(name)
+        active = ms.active(name) or (None if version else chosen)  # a store without a pointer
+        version = chosen
         report = evaluate_dir(
             ms.require(name, version), str(data), max_seq_len, batch_size, skip_bad
         )
@@ -186,11 +219,18 @@ def eval_(
     if plot:
         plot_confusion(report, plot, f"{name}@{version} on {data.name}")
     if as_json:
-        print_json({"model": name, "version": version, "data": str(data), **report.to_dict()})
+        print_json({"model": name, "version": version, "active": version == active,
+                    "data": str(data), **report.to_dict()})  # fmt: skip
         return
+    which = (
+        "the active version"
+        if version == active
+        else (f"not active; {active} is" if active else "no version is marked active")
+    )
     console.print(
-        f"{name}@{version} on {data} ({report.examples} examples): accuracy "
-        f"[bold]{report.accuracy:.4f}[/], macro-F1 [bold]{report.macro_f1:.4f}[/]"
+        f"{name}@{version} ({which}) on {escape(str(data))} ({report.examples} examples): "
+        f"accuracy [bold]{report.accuracy:.4f}[/], macro-F1 [bold]{report.macro_f1:.4f}[/]",
+        soft_wrap=True,
     )
     per_class = Table("label", "precision", "recall", "F1", "support", title="per class")
     for c in report.per_class:
