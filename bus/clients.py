@@ -14,14 +14,14 @@ from bus.settings import KafkaSettings
 
 
 def _not_init_pid_error(record: logging.LogRecord) -> bool:
-    """aiokafka logs a refused InitProducerId before raising; `Producer.start` says it instead."""
+    """aiokafka logs a refused InitProducerId before raising; `BusProducer.start` says it instead."""
     return not str(record.msg).startswith("Unexpected error during InitProducerIdRequest")
 
 
 logging.getLogger("aiokafka.producer.sender").addFilter(_not_init_pid_error)
 
 
-class Producer(AIOKafkaProducer):
+class BusProducer(AIOKafkaProducer):
     """aiokafka's producer whose `start` raises `IdempotenceRefused` (a `BusError`) when the
     broker will not give an idempotent producer its id, instead of the client's UnknownError."""
 
@@ -44,7 +44,7 @@ class Producer(AIOKafkaProducer):
             raise IdempotenceRefused.at(self._bootstrap, exc) from exc
 
 
-def make_producer(settings: KafkaSettings, **overrides: Any) -> Producer:
+def make_producer(settings: KafkaSettings, **overrides: Any) -> BusProducer:
     """An idempotent producer (retries write once) that waits for all in-sync replicas
     (`acks=all`) before a send counts."""
     kwargs: dict[str, Any] = dict(
@@ -55,7 +55,7 @@ def make_producer(settings: KafkaSettings, **overrides: Any) -> Producer:
         max_batch_size=1024 * 1024,
     )
     kwargs.update(overrides)
-    return Producer(settings, **kwargs)
+    return BusProducer(settings, **kwargs)
 
 
 def make_consumer(
