@@ -108,25 +108,19 @@ def replay(
     except BusError as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
     for bad in done.examples:
-        err_console.print(f"skipped {bad.where}: {bad.reason}", markup=False, highlight=False)
+        _say(f"skipped {bad.where}: {bad.reason}", err=True)
     if done.unreadable:
         counts = ", ".join(f"{k}: {n}" for k, n in done.unreadable.most_common())
-        err_console.print(
-            f"skipped {done.unreadable.total()} unreadable records ({counts})",
-            markup=False,
-            highlight=False,
-        )
+        _say(f"skipped {done.unreadable.total()} unreadable records ({counts})", err=True)
     verb, count = ("would replay", done.chosen) if dry_run else ("replayed", done.sent)
-    console.print(
+    _say(
         f"{verb} {count} of {done.letters} dead letters to {to} ({done.invalid} still invalid, "
-        f"{done.unreadable.total()} unreadable skipped)",
-        markup=False,
-        highlight=False,
+        f"{done.unreadable.total()} unreadable skipped)"
     )
     if dry_run:
-        console.print("dry run: nothing sent, bookmark unchanged", markup=False, highlight=False)
+        _say("dry run: nothing sent, bookmark unchanged")
     elif done.read:
-        console.print(f"bookmark {done.group} moved past them", markup=False, highlight=False)
+        _say(f"bookmark {done.group} moved past them")
 
 
 class _Ticker:
@@ -141,20 +135,20 @@ class _Ticker:
             for c in chosen:
                 event = printable(c.letter.event_id or "-", 60)
                 size = "null" if c.value is None else f"{len(c.value)} bytes"
-                console.print(
-                    f"would send {c.where} ({c.letter.kind.value}, event {event}, {size})",
-                    markup=False,
-                    highlight=False,
-                )
+                _say(f"would send {c.where} ({c.letter.kind.value}, event {event}, {size})")
         if time.monotonic() - self.last >= self.every_s:
             self.last = time.monotonic()
-            err_console.print(
+            _say(
                 f"{progress.source} -> {progress.to}: {progress.read} of about "
                 f"{progress.remaining} read, {progress.sent} sent, {progress.invalid} still "
                 f"invalid, {progress.unreadable.total()} unreadable",
-                markup=False,
-                highlight=False,
+                err=True,
             )
+
+
+def _say(line: str, err: bool = False) -> None:
+    """One plain line: no markup, no highlighting, never wrapped."""
+    (err_console if err else console).print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def printable(text: str, limit: int) -> str:

@@ -42,8 +42,9 @@ async def _values(broker, topic: str) -> list[bytes | None]:
     return [r.value for r in await read_until_quiet(broker, [topic], quiet_s=1.0)]
 
 
-def _replay(broker, dlq: str, target: str, *extra: str):
-    return streamclf("dlq", "replay", dlq, "--to", target, *extra, "-b", broker.bootstrap_servers)
+def _replay(broker, dlq: str, target: str, *extra: str, **env: str):
+    bootstrap = broker.bootstrap_servers
+    return streamclf("dlq", "replay", dlq, "--to", target, *extra, "-b", bootstrap, **env)
 
 
 async def test_inspect_and_replay(broker, uid):
@@ -144,11 +145,12 @@ async def test_dry_run_lists_and_sends_nothing(broker, uid):
             _letter(ErrorKind.DECODE, b"\xff", 1),
         ],
     )
-    dry = _replay(broker, dlq, target, "--dry-run")
+    dry = _replay(broker, dlq, target, "--dry-run", COLUMNS="40")
     assert dry.returncode == 0, dry.stderr
-    assert f"would send {dlq}[0]@0 (inference, event g1" in dry.stdout
+    assert f"would send {dlq}[0]@0 (inference, event g1, " in dry.stdout
     assert f"{dlq}[0]@1" not in dry.stdout
-    assert "would replay 1 of 2" in dry.stdout
+    # One line each, however narrow the terminal.
+    assert f"would replay 1 of 2 dead letters to {target} (1 still invalid" in dry.stdout
     assert await _values(broker, target) == []
     assert await committed_offsets(broker, dlq, bookmark_group(dlq, target)) == {0: 0}
     real = _replay(broker, dlq, target)  # the dry run remembered nothing
