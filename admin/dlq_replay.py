@@ -67,10 +67,19 @@ class Progress:
     sent: int = 0
     invalid: int = 0
     unreadable: Counter[str] = field(default_factory=Counter)  # by the reason's first words
-    examples: list[Unreadable] = field(default_factory=list)  # the first EXAMPLES of them
+    examples: list[Unreadable] = field(default_factory=list)  # the first EXAMPLES skipped
+
+    refused: int = 0  # re-sent, and refused for good by the broker (e.g. too large)
 
     def skip(self, bad: Unreadable) -> None:
         self.unreadable[bad.reason.split(":", 1)[0]] += 1
+        self._example(bad)
+
+    def refuse(self, bad: Unreadable) -> None:
+        self.refused += 1
+        self._example(bad)
+
+    def _example(self, bad: Unreadable) -> None:
         if len(self.examples) < EXAMPLES:
             self.examples.append(bad)
 
@@ -176,10 +185,13 @@ async def replay(
         async for chunk in mark.chunks(CHUNK_RECORDS):
             chosen = _choose(progress, chunk.records, max_bytes, include_invalid)
             if out is not None:
-                if chosen:
-                    await out.send_many(to, [(c.key, c.value) for c in chosen])
+                results = await out.send_each(to, [(c.key, c.value) for c in chosen])
+                for letter, result in zip(chosen, results, strict=True):
+                    if isinstance(result, Exception):
+                        progress.refuse(Unreadable(letter.where, f"refused by {to}: {result!r}"))
+                    else:
+                        progress.sent += 1
                 await mark.advance(chunk)
-                progress.sent += len(chosen)
             if on_chunk is not None:
                 on_chunk(progress, chosen)
     return progress

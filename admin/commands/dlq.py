@@ -115,7 +115,7 @@ def replay(
     verb, count = ("would replay", done.chosen) if dry_run else ("replayed", done.sent)
     _say(
         f"{verb} {count} of {done.letters} dead letters to {to} ({done.invalid} still invalid, "
-        f"{done.unreadable.total()} unreadable skipped)"
+        f"{done.refused} refused by the broker, {done.unreadable.total()} unreadable skipped)"
     )
     if dry_run:
         _say("dry run: nothing sent, bookmark unchanged")
@@ -141,7 +141,7 @@ class _Ticker:
             _say(
                 f"{progress.source} -> {progress.to}: {progress.read} of about "
                 f"{progress.remaining} read, {progress.sent} sent, {progress.invalid} still "
-                f"invalid, {progress.unreadable.total()} unreadable",
+                f"invalid, {progress.refused} refused, {progress.unreadable.total()} unreadable",
                 err=True,
             )
 

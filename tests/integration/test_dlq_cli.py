@@ -188,3 +188,19 @@ async def test_unreadable_dead_letters_are_skipped_and_reported(broker, uid):
     inspect = streamclf("dlq", "inspect", dlq, "--json", "-b", broker.bootstrap_servers)
     assert inspect.returncode == 0, inspect.stderr
     assert len(json.loads(inspect.stdout)) == 2  # the big one and g1; the rest skipped
+
+
+async def test_a_letter_the_broker_refuses_is_reported_and_passed(broker, uid):
+    """One dead letter too large to re-send does not stop the replay, nor every later one."""
+    dlq, target = f"in-{uid}.dlq", f"in-{uid}"
+    await make_topics(broker, [dlq, target], 1)
+    big = json.dumps({"id": "big", "text": "长" * 20_000}, ensure_ascii=False).encode()
+    letters = [_event("a"), big, _event("c")]
+    await produce(broker, dlq, [_letter(ErrorKind.INFERENCE, v, i) for i, v in enumerate(letters)])
+    limits = {"STREAMCLF_KAFKA_MAX_MESSAGE_BYTES": "20000"}  # the producer's request limit
+    proc = _replay(broker, dlq, target, "--max-bytes", "100000", **limits)
+    assert proc.returncode == 0, proc.stderr
+    assert "replayed 2 of 3" in proc.stdout and "1 refused by the broker" in proc.stdout
+    assert f"skipped {dlq}[0]@1: refused by {target}: MessageSizeTooLargeError" in proc.stderr
+    assert [r["id"] for r in await collect(broker, [target], 2, 20, quiet_s=1)] == ["a", "c"]
+    assert await committed_equals_high_water(broker, dlq, bookmark_group(dlq, target))
