@@ -31,7 +31,7 @@ from schemas.decoding import Rejected, decode_event
 # What a dead letter may add around the base64 of its key and value (message, coordinates).
 LETTER_OVERHEAD_BYTES = 64 * 1024
 CHUNK_RECORDS = 500
-EXAMPLES = 10  # unreadable records named one by one; the rest are counted
+EXAMPLES = 10  # skipped records named one by one; the rest are counted
 # Naming conventions of topics that are never an input: worker outputs, dead letters, shadow
 # results; the control, status and trainer topics by their default names.
 OUTPUT_SUFFIXES = (".labelled", ".dlq", ".shadow")
@@ -49,7 +49,9 @@ class Letter:
 
 
 @dataclass(frozen=True)
-class Unreadable:
+class Skipped:
+    """A DLQ record that is not a readable dead letter, or one the broker refused."""
+
     where: str
     reason: str
 
@@ -67,19 +69,18 @@ class Progress:
     sent: int = 0
     invalid: int = 0
     unreadable: Counter[str] = field(default_factory=Counter)  # by the reason's first words
-    examples: list[Unreadable] = field(default_factory=list)  # the first EXAMPLES skipped
-
     refused: int = 0  # re-sent, and refused for good by the broker (e.g. too large)
+    examples: list[Skipped] = field(default_factory=list)  # the first EXAMPLES of both
 
-    def skip(self, bad: Unreadable) -> None:
+    def skip(self, bad: Skipped) -> None:
         self.unreadable[bad.reason.split(":", 1)[0]] += 1
         self._example(bad)
 
-    def refuse(self, bad: Unreadable) -> None:
+    def refuse(self, bad: Skipped) -> None:
         self.refused += 1
         self._example(bad)
 
-    def _example(self, bad: Unreadable) -> None:
+    def _example(self, bad: Skipped) -> None:
         if len(self.examples) < EXAMPLES:
             self.examples.append(bad)
 
@@ -93,24 +94,24 @@ def bookmark_group(source: str, to: str) -> str:
     return f"streamclf.dlq-replay:{source}:{to}"
 
 
-def decode_letter(record: Record, max_bytes: int) -> Letter | Unreadable:
+def decode_letter(record: Record, max_bytes: int) -> Letter | Skipped:
     """A `Letter`, or why this DLQ record is not one. Never raises."""
     raw = record.value
     if raw is None:
-        return Unreadable(record.where, "tombstone: null value")
+        return Skipped(record.where, "tombstone: null value")
     limit = 4 * max_bytes + LETTER_OVERHEAD_BYTES
     if len(raw) > limit:
-        return Unreadable(record.where, f"too large: {len(raw)} bytes, limit {limit}")
+        return Skipped(record.where, f"too large: {len(raw)} bytes, limit {limit}")
     try:
         letter = DeadLetter.model_validate_json(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or "value"
-        return Unreadable(record.where, f"not a dead letter: {loc}: {first['msg']}")
+        return Skipped(record.where, f"not a dead letter: {loc}: {first['msg']}")
     try:
         key, value = _b64(letter.key_b64), _b64(letter.value_b64)
     except (binascii.Error, ValueError) as exc:
-        return Unreadable(record.where, f"bad base64: {exc}")
+        return Skipped(record.where, f"bad base64: {exc}")
     return Letter(record.where, letter, key, value)
 
 
@@ -188,7 +189,7 @@ async def replay(
                 results = await out.send_each(to, [(c.key, c.value) for c in chosen])
                 for letter, result in zip(chosen, results, strict=True):
                     if isinstance(result, Exception):
-                        progress.refuse(Unreadable(letter.where, f"refused by {to}: {result!r}"))
+                        progress.refuse(Skipped(letter.where, f"refused by {to}: {result!r}"))
                     else:
                         progress.sent += 1
                 await mark.advance(chunk)
@@ -204,7 +205,7 @@ def _choose(
     for record in records:
         progress.read += 1
         decoded = decode_letter(record, max_bytes)
-        if isinstance(decoded, Unreadable):
+        if isinstance(decoded, Skipped):
             progress.skip(decoded)
         elif include_invalid or not isinstance(decode_event(decoded.value, max_bytes), Rejected):
             chosen.append(decoded)
