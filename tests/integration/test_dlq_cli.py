@@ -7,6 +7,7 @@ import json
 import pytest
 
 from admin.dlq_replay import bookmark_group
+from bus.bookmark import Chunk, open_bookmark
 from bus.reading import read_until_quiet
 from schemas.deadletter import DeadLetter, ErrorKind
 from tests.cli import one_line_error, streamclf
@@ -204,3 +205,15 @@ async def test_a_letter_the_broker_refuses_is_reported_and_passed(broker, uid):
     assert f"skipped {dlq}[0]@1: refused by {target}: MessageSizeTooLargeError" in proc.stderr
     assert [r["id"] for r in await collect(broker, [target], 2, 20, quiet_s=1)] == ["a", "c"]
     assert await committed_equals_high_water(broker, dlq, bookmark_group(dlq, target))
+
+
+async def test_a_bookmark_past_the_end_starts_over(broker, uid):
+    """A DLQ deleted and created again: the old bookmark is beyond its end, and would hide
+    every new dead letter; the replay starts from the beginning instead."""
+    dlq, target = f"in-{uid}.dlq", f"in-{uid}"
+    await make_topics(broker, [dlq, target], 1)
+    await produce(broker, dlq, [_letter(ErrorKind.INFERENCE, _event("n1"), 0)])
+    async with open_bookmark(broker, dlq, bookmark_group(dlq, target)) as mark:
+        await mark.advance(Chunk([], {0: 1000}))  # what the old topic had reached
+    proc = _replay(broker, dlq, target)
+    assert "replayed 1 of 1" in proc.stdout, proc.stdout + proc.stderr
