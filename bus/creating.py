@@ -34,8 +34,13 @@ def default_replication(brokers: int) -> int:
     return max(1, min(3, brokers))
 
 
+def legal_topic_name(name: str) -> bool:
+    """1-249 of letters, digits, '.', '_' and '-', and not '.' or '..' (Kafka's rule)."""
+    return bool(_LEGAL_NAME.match(name)) and name not in (".", "..")
+
+
 def _refusal(name: str, replication: int, brokers: int) -> str | None:
-    if not _LEGAL_NAME.match(name) or name in (".", ".."):
+    if not legal_topic_name(name):
         return "illegal name: use 1-249 of letters, digits, '.', '_' and '-'"
     if replication > brokers:
         return f"replication factor {replication} is larger than the {brokers} available brokers"

@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from bus.clients import make_producer
 from bus.exceptions import BrokerUnavailable, BusError
 from bus.settings import KafkaSettings
+from bus.types import RECORD_REFUSED
 
 KeyValue = tuple[bytes | None, bytes | None]
 
@@ -47,8 +48,37 @@ class Sender:
             raise BusError(f"cannot produce to {topic}: {exc!r}") from exc
         return [Delivered(topic, ack.partition, ack.offset) for ack in acks]
 
+    async def send_each(
+        self, topic: str, records: Iterable[KeyValue]
+    ) -> list[Delivered | Exception]:
+        """Like `send_many`, but a record refused for good (`RECORD_REFUSED`: too large,
+        invalid) gets its exception in its place instead of failing the others; any other
+        failure raises `BusError`."""
+        try:
+            pending: list[Any] = []
+            for key, value in records:
+                try:
+                    pending.append(await self._producer.send(topic, value, key=key))
+                except RECORD_REFUSED as exc:  # the client's own size check
+                    pending.append(exc)
+            return [await _settled(topic, item) for item in pending]
+        except KafkaConnectionError as exc:
+            raise BrokerUnavailable.at(self._settings.bootstrap_servers, exc) from exc
+        except KafkaError as exc:
+            raise BusError(f"cannot produce to {topic}: {exc!r}") from exc
+
     async def send(self, topic: str, value: bytes | None, key: bytes | None = None) -> Delivered:
         return (await self.send_many(topic, [(key, value)]))[0]
+
+
+async def _settled(topic: str, item: Any) -> Delivered | Exception:
+    if isinstance(item, Exception):
+        return item
+    try:
+        ack = await item
+    except RECORD_REFUSED as exc:
+        return exc
+    return Delivered(topic, ack.partition, ack.offset)
 
 
 @asynccontextmanager

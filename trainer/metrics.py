@@ -13,7 +13,7 @@ EXAMPLES_PER_S = Gauge(
 )
 
 
-def serve(port: int | None) -> None:
-    """Expose /metrics on `port` (nothing when None)."""
+def serve(port: int | None, host: str = "127.0.0.1") -> None:
+    """Expose /metrics on `host`:`port` (nothing when `port` is None)."""
     if port:
-        start_http_server(port)
+        start_http_server(port, addr=host)

@@ -35,7 +35,11 @@ class TrainerSettings(BaseSettings):
     data_root: Path = Path(".streamclf/data")
 
     progress_interval_s: float = 5.0
-    metrics_port: int | None = None
+    metrics_port: int | None = None  # None: no /metrics server
+    # Where /metrics listens: loopback unless told (containers set 0.0.0.0); the workers' name.
+    http_host: str = Field(
+        default="127.0.0.1", validation_alias=AliasChoices("STREAMCLF_HTTP_HOST")
+    )
 
     # Shared with the workers and the CLI (same variable names everywhere).
     model_store: Path = Field(

@@ -146,7 +146,7 @@ class Worker:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
         health = (
-            serve_health(s.metrics_host, s.metrics_port, self.ready, self.liveness.problem)
+            serve_health(s.http_host, s.metrics_port, self.ready, self.liveness.problem)
             if s.metrics_port
             else None
         )

@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -28,7 +28,9 @@ def default_worker_id() -> str:
 class WorkerSettings(BaseSettings):
     """Everything a worker needs; units are in the field names."""
 
-    model_config = SettingsConfigDict(env_prefix="STREAMCLF_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMCLF_", frozen=True, extra="ignore", populate_by_name=True
+    )
 
     # Streams
     routes: Annotated[list[str], NoDecode] = Field(
@@ -89,7 +91,12 @@ class WorkerSettings(BaseSettings):
 
     # Ops
     metrics_port: int | None = None  # None: no HTTP server (metrics, /healthz, /readyz)
-    metrics_host: str = "0.0.0.0"
+    # Where that server listens: loopback unless told. Containers set 0.0.0.0 (compose and
+    # Kubernetes do) so that Prometheus and the kubelet reach it. Old name: METRICS_HOST.
+    http_host: str = Field(
+        default="127.0.0.1",
+        validation_alias=AliasChoices("STREAMCLF_HTTP_HOST", "STREAMCLF_METRICS_HOST"),
+    )
     log_level: str = "INFO"
 
     @field_validator("routes", "cache_disabled_routes", mode="before")

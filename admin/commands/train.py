@@ -259,7 +259,7 @@ def serve(bootstrap: str | None = BootstrapOpt, store: Path | None = StoreOpt) -
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     overrides = {"model_store": store} if store else {}
     settings = TrainerSettings(**overrides)
-    metrics.serve(settings.metrics_port)
+    metrics.serve(settings.metrics_port, settings.http_host)
     console.print(
         f"trainer: jobs {settings.jobs_topic}, feedback {settings.feedback_topic} -> "
         f"{settings.results_topic}; store {settings.model_store}"

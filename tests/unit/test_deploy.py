@@ -430,6 +430,94 @@ def test_compose_bind_mounts_exist() -> None:
                 assert (ROOT / source).exists(), f"{name}: {source} is missing"
 
 
+# ============================================================================ exposure
+
+LOOPBACK = {"127.0.0.1", "::1", "[::1]", "localhost"}
+
+
+def published_host_ip(port: str | int | dict[str, Any]) -> str | None:
+    """The host address a compose `ports` entry binds (defaults interpolated); None when it
+    names none, which publishes on every interface."""
+    if isinstance(port, dict):  # long syntax
+        host_ip = port.get("host_ip")
+        return interpolate(str(host_ip)) if host_ip else None
+    text = interpolate(str(port)).split("/", 1)[0]
+    if text.startswith("["):  # [::1]:8080:80
+        return text[: text.index("]") + 1]
+    parts = text.split(":")
+    return parts[0] if len(parts) == 3 else None
+
+
+def test_published_host_ip_reads_every_form() -> None:
+    assert published_host_ip("19092:19092") is None
+    assert published_host_ip(9090) is None
+    assert published_host_ip("0.0.0.0:3000:3000") == "0.0.0.0"
+    assert published_host_ip("${PUBLISH_ADDR:-127.0.0.1}:3000:3000/tcp") == "127.0.0.1"
+    assert published_host_ip("[::1]:3000:3000") == "[::1]"
+    assert published_host_ip({"target": 3000, "published": 3000}) is None
+    assert published_host_ip({"target": 3000, "host_ip": "127.0.0.1"}) == "127.0.0.1"
+
+
+def test_compose_publishes_ports_on_loopback_only() -> None:
+    """The Kafka listener has no authentication and Grafana/Prometheus a login page at most:
+    nothing is published beyond the host unless an operator asks (PUBLISH_ADDR)."""
+    published = 0
+    for name, svc in compose()["services"].items():
+        assert svc.get("network_mode") != "host", name
+        for port in svc.get("ports", []):
+            published += 1
+            host_ip = published_host_ip(port)
+            assert host_ip in LOOPBACK, (
+                f"{name}: {port} publishes on {host_ip or 'every interface'}"
+            )
+            if isinstance(port, str):
+                assert port.startswith("${PUBLISH_ADDR:-"), f"{name}: {port}: one knob for all"
+    assert published >= 3, "Kafka, Prometheus and Grafana are reachable from the host"
+
+
+def test_compose_grafana_has_no_default_password() -> None:
+    env = service("grafana")["environment"]
+    password = str(env["GF_SECURITY_ADMIN_PASSWORD"])
+    assert re.fullmatch(r"\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}", password), (
+        f"compose must refuse to start without a password, got {password!r}"
+    )
+    for key, value in env.items():
+        if "PASSWORD" in key:
+            assert not re.search(r"\$\{\w+:?-", str(value)), f"{key} has a default"
+
+
+def test_http_servers_listen_on_loopback_unless_told() -> None:
+    """A bare process keeps /metrics, /healthz and /readyz to this host; containers set
+    0.0.0.0 so that Prometheus and the orchestrator reach them (the port is not published)."""
+    from worker.health import serve_health
+
+    assert WorkerSettings.model_fields["http_host"].default == "127.0.0.1"
+    server = serve_health(WorkerSettings().http_host, 0, lambda: True, lambda: None)
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+    finally:
+        server.shutdown()
+        server.server_close()
+    trainer = trainer_settings_cls()
+    if trainer is not None:
+        assert trainer.model_fields["http_host"].default == "127.0.0.1"
+    assert "STREAMCLF_HTTP_HOST" in env_names(WorkerSettings)
+    for name in ("worker", "worker-gpu", "trainer"):
+        env = service_env(name)
+        assert env["STREAMCLF_HTTP_HOST"] == "0.0.0.0", name
+        assert WorkerSettings(**settings_kwargs(WorkerSettings, env)).http_host == "0.0.0.0"
+        if trainer is not None:
+            assert trainer(**settings_kwargs(trainer, env)).http_host == "0.0.0.0", name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_k8s_http_servers_listen_on_the_pod_ip(overlay: str) -> None:
+    docs = rendered(overlay)
+    for name, cname in (("streamclf-worker", "worker"), ("streamclf-trainer", "trainer")):
+        env = container_env(docs, container(find(docs, "Deployment", name), cname))
+        assert env["STREAMCLF_HTTP_HOST"] == "0.0.0.0", name
+
+
 def test_prometheus_scrapes_the_compose_services() -> None:
     prom = load_docs(DEPLOY / "prometheus/prometheus.yml")[0]
     jobs = {job["job_name"]: job for job in prom["scrape_configs"]}
