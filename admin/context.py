@@ -52,7 +52,9 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
+    from admin.safe_text import esc  # messages quote what was read: shown literally
+
+    err_console.print(f"[bold red]error:[/] {esc(message, 2000)}", soft_wrap=True, highlight=False)
     raise typer.Exit(code)
 
 

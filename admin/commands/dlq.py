@@ -6,7 +6,6 @@ from collections import Counter
 
 import typer
 from pydantic import ValidationError
-from rich.table import Table
 
 from admin.context import (
     EXIT_UNAVAILABLE,
@@ -56,14 +55,12 @@ def inspect(
     if as_json:
         print_json([letter.model_dump(mode="json") for letter in letters])
         return
-    table = Table("source", "kind", "message", "value (start)", title=f"{topic}: {len(letters)}")
-    for letter in letters:
-        raw = letter.value_bytes()
-        preview = "null" if raw is None else raw[:40].decode("utf-8", "replace")
-        table.add_row(letter.where, letter.kind.value, letter.message[:80], preview)
-    console.print(table)
+    from admin.render import dead_letters_table
+
+    console.print(dead_letters_table(topic, letters))
     counts = Counter(letter.kind.value for letter in letters)
-    console.print(", ".join(f"{k}: {n}" for k, n in counts.most_common()) or "no dead letters")
+    summary = ", ".join(f"{k}: {n}" for k, n in counts.most_common()) or "no dead letters"
+    console.print(summary, markup=False)
 
 
 @app.command()

@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from admin.context import EXIT_UNAVAILABLE, BootstrapOpt, console, fail, kafka_settings, run
+from admin.safe_text import printable
 from bus.exceptions import BusError
 from bus.producing import produce_many
 from bus.reading import StopWhen, iter_records, require_topics
@@ -68,11 +69,12 @@ async def _tail(
         settings, [topic], start="end" if from_end else "beginning", group_id=group, stop=stop
     )
     watcher = asyncio.create_task(_watch_reader(asyncio.current_task()))
+    shown = _shown if sys.stdout.isatty() else str  # a pipe gets the values as they are
     try:
         async with contextlib.aclosing(reader):
             async for record in reader:
                 value = record.value.decode("utf-8", "replace") if record.value else "null"
-                sys.stdout.write(value + "\n")
+                sys.stdout.write(shown(value) + "\n")
                 sys.stdout.flush()
                 seen += 1
     except asyncio.CancelledError:
@@ -82,6 +84,11 @@ async def _tail(
     finally:
         watcher.cancel()
     return seen
+
+
+def _shown(value: str) -> str:
+    """A value as a terminal may show it: control characters (`\\x1b[2J`) made visible."""
+    return printable(value, limit=sys.maxsize)
 
 
 def _reader_gone() -> bool:
