@@ -52,7 +52,12 @@ def _print_wide(view: RenderableType) -> None:
     """The wide table at its natural width, even when the terminal is narrower (like
     `kubectl -o wide`); nothing is cut."""
     natural = Measurement.get(console, console.options.update_width(WIDE_MAX), view).maximum
-    console.print(view, width=max(console.width, min(natural, WIDE_MAX)))
+    narrow = console.width
+    console.width = max(narrow, min(natural, WIDE_MAX))
+    try:
+        console.print(view)
+    finally:
+        console.width = narrow
 
 
 def status(
