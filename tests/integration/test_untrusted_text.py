@@ -19,7 +19,7 @@ from modelstore.store import CARD_FILE, ModelStore
 from schemas.deadletter import DeadLetter, ErrorKind
 from schemas.rollout import ShadowResult
 from schemas.status import WorkerStatus
-from tests.cli import streamclf
+from tests.cli import one_line_error, streamclf
 from tests.integration.harness import WorkerProcess, make_topics, produce
 
 pytestmark = pytest.mark.integration
@@ -234,3 +234,9 @@ def test_models_list_and_predict_show_markup_from_store_files_literally(
     predicted = streamclf("predict", "marked", "这家酒店的服务非常好", "--store", str(root))
     assert predicted.returncode == 0, predicted.stdout + predicted.stderr
     assert "[/]neg" in predicted.stdout and "[bold]pos" in predicted.stdout, predicted.stdout
+
+
+def test_an_error_quoting_markup_is_one_literal_line(tmp_path: Path) -> None:
+    proc = streamclf("models", "show", "[/]x\x1b[2J", "--store", str(tmp_path))
+    assert proc.returncode == 1
+    assert "invalid model name '[/]x\\x1b[2J'" in one_line_error(proc)

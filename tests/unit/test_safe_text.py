@@ -229,3 +229,11 @@ def test_the_skew_bound_comes_from_the_environment(monkeypatch: pytest.MonkeyPat
     for bad in ("soon", "-1", "inf", "nan"):
         monkeypatch.setenv(MAX_SKEW_ENV, bad)
         assert max_skew_s() == DEFAULT_MAX_SKEW_S
+
+
+def test_tail_shows_control_characters_visibly_on_a_terminal() -> None:
+    from admin.commands.stream import _shown
+
+    value = '{"id": "1", "text": "北京\x1b[2J\r"}'
+    assert _shown(value) == '{"id": "1", "text": "北京\\x1b[2J\\x0d"}'
+    assert _shown("x" * 5000) == "x" * 5000  # a terminal line is never cut
