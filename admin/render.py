@@ -128,6 +128,10 @@ def _errors(row: dict[str, Any]) -> list[str]:
     return errors
 
 
+def _title(title: str | None) -> Text | None:
+    return None if title is None else cell(title)
+
+
 def status_view(
     rows: list[dict[str, Any]], title: str | None = None, wide: bool = False
 ) -> RenderableType:
@@ -135,7 +139,7 @@ def status_view(
     serves, lag, events/s) with problems listed beneath it; `wide` is the full table."""
     if wide:
         return status_table(rows, title)
-    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table = Table(title=_title(title), box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     table.add_column("worker", overflow="fold", min_width=12)
     table.add_column("state", no_wrap=True)
     table.add_column("age", no_wrap=True, justify="right")
@@ -178,7 +182,7 @@ def _notes(row: dict[str, Any]) -> list[Text]:
 
 def status_table(rows: list[dict[str, Any]], title: str | None = None) -> Table:
     """Every column of `streamclf status --wide`."""
-    table = Table(title=title)
+    table = Table(title=_title(title))
     for name in ("worker", "state", "age", "versions", "lag", "ev/s", "in/out/dlq", "cache"):
         table.add_column(name, no_wrap=True, justify="right" if name in ("lag", "ev/s") else "left")
     table.add_column("last swap", no_wrap=True)
