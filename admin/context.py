@@ -52,8 +52,11 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def print_error(message: str) -> None:
-    """The one-line `error: ...` every command ends with when it fails."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
+    """The one-line `error: ...` every command ends with when it fails (what was read is shown
+    literally)."""
+    from admin.safe_text import esc
+
+    err_console.print(f"[bold red]error:[/] {esc(message, 2000)}", soft_wrap=True, highlight=False)
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:

@@ -15,7 +15,8 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from bus.control import CONTROL_TOPIC, STATUS_TOPIC, iter_status, read_status
+from admin.heartbeats import from_future, max_skew_s, read_workers
+from bus.control import CONTROL_TOPIC, STATUS_TOPIC, iter_status
 from bus.settings import KafkaSettings
 from modelstore.exceptions import ModelStoreError
 from modelstore.store import ModelStore
@@ -226,6 +227,7 @@ async def wait_for_swap(
     latest: dict[str, WorkerStatus] = {}
     outcome = SwapOutcome(model, version, "pending")
     caught_up = False
+    skew_s = max_skew_s()
 
     def done() -> bool:
         return outcome.state in ("ok", "failed") or (caught_up and outcome.state == "no-workers")
@@ -237,6 +239,8 @@ async def wait_for_swap(
             )
             async with contextlib.aclosing(stream) as statuses:
                 async for status in statuses:
+                    if from_future(status, int(time.time() * 1000), skew_s):
+                        continue  # never taken as fresh (admin/heartbeats.py)
                     latest[status.worker_id] = status
                     caught_up = caught_up or status.at_ms >= wait_from_ms
                     if caught_up:
@@ -253,10 +257,6 @@ async def wait_for_swap(
 async def live_workers(
     kafka: KafkaSettings, stale_s: float, lookback_s: float, status_topic: str = STATUS_TOPIC
 ) -> tuple[list[WorkerStatus], list[WorkerStatus]]:
-    """(live, stale) workers by their latest heartbeat within `lookback_s`."""
-    now_ms = int(time.time() * 1000)
-    latest = await read_status(kafka, now_ms - int(lookback_s * 1000), status_topic)
-    ordered = sorted(latest.values(), key=lambda s: s.worker_id)
-    live = [s for s in ordered if now_ms - s.at_ms <= stale_s * 1000]
-    stale = [s for s in ordered if now_ms - s.at_ms > stale_s * 1000]
-    return live, stale
+    """(live, stale) workers by their latest credible heartbeat within `lookback_s`."""
+    workers = await read_workers(kafka, stale_s, lookback_s, status_topic)
+    return workers.live, workers.stale

@@ -6,7 +6,6 @@ import time
 from collections import Counter
 
 import typer
-from rich.table import Table
 
 from admin import dlq_replay
 from admin.context import (
@@ -22,6 +21,7 @@ from admin.context import (
     run,
 )
 from admin.dlq_replay import Letter, Progress, decode_letter, refusal
+from admin.safe_text import printable
 from bus.exceptions import BusError
 from bus.reading import read_until_quiet
 from bus.settings import KafkaSettings
@@ -58,14 +58,12 @@ def inspect(
     if as_json:
         print_json([letter.model_dump(mode="json") for letter in letters])
         return
-    table = Table("source", "kind", "message", "value (start)", title=f"{topic}: {len(letters)}")
-    for letter in letters:
-        raw = letter.value_bytes()
-        preview = "null" if raw is None else raw[:40].decode("utf-8", "replace")
-        table.add_row(letter.where, letter.kind.value, letter.message[:80], preview)
-    console.print(table)
+    from admin.render import dead_letters_table
+
+    console.print(dead_letters_table(topic, letters))
     counts = Counter(letter.kind.value for letter in letters)
-    console.print(", ".join(f"{k}: {n}" for k, n in counts.most_common()) or "no dead letters")
+    summary = ", ".join(f"{k}: {n}" for k, n in counts.most_common()) or "no dead letters"
+    console.print(summary, markup=False)
 
 
 @app.command()
@@ -149,8 +147,3 @@ class _Ticker:
 def _say(line: str, err: bool = False) -> None:
     """One plain line: no markup, no highlighting, never wrapped."""
     (err_console if err else console).print(line, markup=False, highlight=False, soft_wrap=True)
-
-
-def printable(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters, anything unprintable (controls, escapes) as '?'."""
-    return "".join(ch if ch.isprintable() else "?" for ch in text[:limit])

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from admin.context import BootstrapOpt, StoreOpt, console, fail, model_store
+from admin.safe_text import esc
 
 
 def import_uer(
@@ -29,7 +30,7 @@ def import_uer(
         version = convert(model_store(store), name, checkpoint, parse_labels(labels), heads, vocab)
     except (ValueError, TrainerError, ModelStoreError) as exc:
         fail(str(exc))
-    console.print(f"imported UER-py checkpoint {checkpoint} as {name}@{version}")
+    console.print(f"imported UER-py checkpoint {esc(checkpoint)} as {esc(name)}@{esc(version)}")
 
 
 def promote(
@@ -84,7 +85,7 @@ def _check_evidence(
     if refusal:
         fail(f"promotion refused, nothing published: {refusal}")
     console.print(
-        f"shadow evidence of {name}@{version}: agreement {report.agreement} over "
+        f"shadow evidence of {esc(name)}@{esc(version)}: agreement {report.agreement} over "
         f"{report.events} events; feedback accuracy "
         f"{report.candidate_figures.feedback_accuracy if report.candidate_figures else None}"
     )

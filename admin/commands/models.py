@@ -25,6 +25,7 @@ from admin.context import (
     print_json,
     run,
 )
+from admin.safe_text import cell, esc
 from modelstore.exceptions import ModelStoreError, NoActiveVersion
 from modelstore.labels import parse_labels
 
@@ -52,7 +53,7 @@ def init(
         version = init_model(model_store(store), name, parse_labels(labels), preset, seed)
     except (ValueError, ModelStoreError) as exc:
         fail(str(exc))
-    console.print(f"created {name}@{version} (preset {preset})")
+    console.print(f"created {esc(name)}@{esc(version)} (preset {esc(preset)})")
 
 
 @app.command("import")
@@ -79,7 +80,7 @@ def import_(
         fail(str(exc), EXIT_USAGE)
     except (ValueError, ModelStoreError) as exc:
         fail(str(exc))
-    console.print(f"imported {source} as {name}@{version}")
+    console.print(f"imported {esc(source)} as {esc(name)}@{esc(version)}")
 
 
 @app.command("list")
@@ -123,12 +124,12 @@ def list_(
     for r in rows:
         acc = r["dev_accuracy"]
         table.add_row(
-            r["model"],
-            r["version"],
+            cell(r["model"]),
+            cell(r["version"]),
             "*" if r["active"] else "",
-            r["created_at"],
-            r["parent"] or "-",
-            r["source"],
+            cell(r["created_at"]),
+            cell(r["parent"] or "-"),
+            cell(r["source"]),
             str(r["labels"]),
             "-" if acc is None else f"{acc:.4f}",
             str(r["size_mb"]),
@@ -223,7 +224,9 @@ def _swap(
         "signed": bool(key),
     }
     if not as_json:
-        console.print(f"{action}: published {name} {command.previous} -> {version} ({signed})")
+        console.print(
+            f"{action}: published {esc(name)} {esc(command.previous)} -> {esc(version)} ({signed})"
+        )
     if not wait:
         if as_json:
             print_json(published)
@@ -245,7 +248,9 @@ def _swap(
     else:
         if outcome.workers:
             console.print(outcome_table(outcome))
-        (console if code == EXIT_OK else err_console).print(f"{outcome.state}: {outcome.reason()}")
+        (console if code == EXIT_OK else err_console).print(
+            f"{outcome.state}: {esc(outcome.reason(), limit=2000)}"
+        )
     raise typer.Exit(code)
 
 
@@ -398,7 +403,7 @@ def delete(
     if as_json:
         print_json({"model": name, "deleted": version, "active": active})
     else:
-        console.print(f"deleted {name}@{version} (active: {active})")
+        console.print(f"deleted {esc(name)}@{esc(version)} (active: {esc(active)})")
 
 
 def _workers_serving(

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from admin.context import EXIT_FAILED, EXIT_USAGE, JsonOpt, StoreOpt, console, fail, model_store
+from admin.safe_text import esc
 from modelstore.exceptions import ModelStoreError
 from schemas.events import LabelledEvent, LabelScore, Timings
 
@@ -70,6 +71,8 @@ def predict(
     if as_json:
         typer.echo(event.model_dump_json())
         return
-    console.print(f"[bold]{event.label}[/] {event.score:.4f}  ({name}@{event.version})")
+    console.print(
+        f"[bold]{esc(event.label)}[/] {event.score:.4f}  ({esc(name)}@{esc(event.version)})"
+    )
     for s in event.scores[1:]:
-        console.print(f"  {s.label} {s.score:.4f}", highlight=False)
+        console.print(f"  {esc(s.label)} {s.score:.4f}", highlight=False)

@@ -31,6 +31,7 @@ from admin.context import (
     print_json,
     run,
 )
+from admin.safe_text import esc
 from bus.exceptions import BusError
 from schemas.control import RolloutCommand
 
@@ -92,7 +93,9 @@ def announce(
     published = command.model_dump(exclude={"signature"}) | {"signed": signed}
     if not as_json:
         note = "signed" if signed else "unsigned: STREAMCLF_CONTROL_KEY is not set"
-        console.print(f"{command.type} {command.model}@{command.version} {doing} ({note})")
+        console.print(
+            f"{command.type} {esc(command.model)}@{esc(command.version)} {doing} ({note})"
+        )
     if not wait:
         if as_json:
             print_json(published)
@@ -104,7 +107,9 @@ def announce(
         print_json(published | {"wait": outcome.__dict__})
     else:
         detail = "; ".join(outcome.errors) or ", ".join(outcome.waiting) or "every live worker"
-        (console if code == EXIT_OK else err_console).print(f"{outcome.state}: {detail}")
+        (console if code == EXIT_OK else err_console).print(
+            f"{outcome.state}: {esc(detail, limit=2000)}"
+        )
     raise typer.Exit(code)
 
 
@@ -187,7 +192,7 @@ def compare(
         for table in compare_tables(report):
             console.print(table)
     else:
-        err_console.print(f"no shadow results for {name}@{version}")
+        err_console.print(f"no shadow results for {esc(name)}@{esc(version)}")
     raise typer.Exit(EXIT_OK if report.events else EXIT_UNAVAILABLE)
 
 

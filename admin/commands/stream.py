@@ -25,6 +25,7 @@ from admin.context import (
     kafka_settings,
     run,
 )
+from admin.safe_text import printable
 from bus.exceptions import BusError
 from bus.producing import produce_many
 from bus.reading import StopWhen, iter_records, require_topics
@@ -113,11 +114,12 @@ async def _tail(
         on_wait=lambda _: _say_waiting(topic, wait_s),
     )
     watcher = asyncio.create_task(_watch_reader(asyncio.current_task()))
+    shown = _shown if sys.stdout.isatty() else str  # a pipe gets the values as they are
     try:
         async with contextlib.aclosing(reader):
             async for record in reader:
                 value = record.value.decode("utf-8", "replace") if record.value else "null"
-                sys.stdout.write(value + "\n")
+                sys.stdout.write(shown(value) + "\n")
                 sys.stdout.flush()
                 seen += 1
     except asyncio.CancelledError:
@@ -137,6 +139,11 @@ def _say_waiting(topic: str, wait_s: float) -> None:
         highlight=False,
         markup=False,
     )
+
+
+def _shown(value: str) -> str:
+    """A value as a terminal may show it: control characters (`\\x1b[2J`) made visible."""
+    return printable(value, limit=sys.maxsize)
 
 
 def _reader_gone() -> bool:

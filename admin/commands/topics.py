@@ -17,6 +17,7 @@ from admin.context import (
     print_json,
     run,
 )
+from admin.safe_text import cell, esc
 from bus.exceptions import BusError
 from bus.topics import create_topics_report, high_water_marks, list_topics
 
@@ -52,9 +53,9 @@ def create(
         print_json([{"topic": o.name, "state": o.state, "error": o.error} for o in outcomes])
     for o in outcomes if not as_json else []:
         if o.state == "failed":
-            err_console.print(f"{o.name}: [red]failed[/]: {o.error}")
+            err_console.print(f"{esc(o.name)}: [red]failed[/]: {esc(o.error)}")
         else:
-            console.print(f"{o.name}: {o.state}")
+            console.print(f"{esc(o.name)}: {esc(o.state)}")
     if any(o.state == "failed" for o in outcomes):
         raise typer.Exit(EXIT_FAILED)
 
@@ -71,7 +72,7 @@ def list_(bootstrap: str | None = BootstrapOpt, as_json: bool = JsonOpt) -> None
         return
     table = Table("topic", "partitions")
     for name, parts in topics.items():
-        table.add_row(name, str(parts))
+        table.add_row(cell(name), str(parts))
     console.print(table)
 
 
@@ -100,7 +101,7 @@ def describe(
             ]
         )
         return
-    table = Table("partition", "high water", f"committed ({group})", "lag", title=topic)
+    table = Table("partition", "high water", f"committed ({esc(group)})", "lag", title=cell(topic))
     for info in infos:
         table.add_row(
             str(info.partition),

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from admin.context import (
     EXIT_UNAVAILABLE,
@@ -27,6 +27,7 @@ from admin.context import (
     print_json,
     run,
 )
+from admin.safe_text import cell, esc
 from bus.exceptions import BusError
 from modelstore.exceptions import ModelStoreError
 from modelstore.store import ModelStore
@@ -58,7 +59,7 @@ class ProgressView:
 
     def __call__(self, p) -> None:  # type: ignore[no-untyped-def]
         if p.phase == "load":
-            console.print(f"[dim]{p.message}[/]")
+            console.print(f"[dim]{esc(p.message)}[/]")
         elif p.phase == "train":
             if p.epoch not in self.tasks:
                 self.tasks[p.epoch] = self.bar.add_task(
@@ -235,13 +236,14 @@ def eval_(
     per_class = Table("label", "precision", "recall", "F1", "support", title="per class")
     for c in report.per_class:
         per_class.add_row(
-            c.label, f"{c.precision:.4f}", f"{c.recall:.4f}", f"{c.f1:.4f}", str(c.support)
+            cell(c.label), f"{c.precision:.4f}", f"{c.recall:.4f}", f"{c.f1:.4f}", str(c.support)
         )
     console.print(per_class)
     names = [c.label for c in report.per_class]
-    confusion = Table("true \\ predicted", *[n[:12] for n in names], title="confusion matrix")
+    headers = [Column(header=cell(n, limit=12)) for n in names]  # label names: shown literally
+    confusion = Table("true \\ predicted", *headers, title="confusion matrix")
     for name_, row in zip(names, report.confusion, strict=True):
-        confusion.add_row(name_[:24], *[str(v) for v in row])
+        confusion.add_row(cell(name_, limit=24), *[str(v) for v in row])
     console.print(confusion)
     if plot:
         console.print(f"plot written to {plot}")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from admin.commands.train import ProgressView
 from admin.context import console
+from admin.safe_text import esc
 from modelstore.store import ModelStore
 
 MODEL = "reviews"
@@ -109,5 +110,5 @@ def gate(store_root: Path, version: str) -> str:
     from trainer.promote import check_gate
 
     decision = check_gate(ModelStore(store_root), MODEL, version)
-    console.print(f"gate: {decision.reason}")
+    console.print(f"gate: {esc(decision.reason)}")
     return decision.reason

@@ -13,6 +13,7 @@ from admin.context import console
 from admin.demo import model as demo_model
 from admin.demo import stream
 from admin.demo.model import MODEL
+from admin.safe_text import esc
 from modelstore.store import ModelStore
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ def run_phases(demo: Demo, worker: subprocess.Popen[bytes]) -> int:
         try:
             demo_model.gate(demo.store, second.version)
         except PromotionRefused as exc:
-            console.print(f"[yellow]{exc}[/]: the demo stops before the swap")
+            console.print(f"[yellow]{esc(exc)}[/]: the demo stops before the swap")
             status(demo)
             return 0
     with timed(phases, "shadow"):
@@ -139,16 +140,16 @@ async def swap_mid_stream(demo: Demo, version: str) -> int:
     colour = "green" if d["lost"] == 0 else "red"
     console.print(
         f"[{colour}]in {d['in']}, out {d['out']}, lost {d['lost']}, duplicates "
-        f"{d['duplicates']}[/]; answered by {d['by_version']}"
+        f"{d['duplicates']}[/]; answered by {esc(d['by_version'])}"
     )
     return int(d["lost"])  # type: ignore[call-overload]
 
 
 def status(demo: Demo) -> None:
-    from admin.render import status_table, worker_row
-    from admin.swapping import live_workers
+    from admin.heartbeats import read_workers
+    from admin.render import status_view, worker_rows
 
-    live, _ = asyncio.run(live_workers(demo.kafka, 5.0, 30.0, demo.status))
-    now_ms = int(time.time() * 1000)
+    workers = asyncio.run(read_workers(demo.kafka, 5.0, 30.0, demo.status))
+    rows = [r for r in worker_rows(workers) if r["state"] != "stale"]
     console.print(f"$ streamclf status --status-topic {demo.status}", highlight=False)
-    console.print(status_table([worker_row(s, False, now_ms) for s in live], demo.status))
+    console.print(status_view(rows, demo.status))

@@ -28,6 +28,7 @@ from admin.context import console
 from admin.demo import model as demo_model
 from admin.demo.model import MODEL
 from admin.localstack import LocalBroker, StackError
+from admin.safe_text import esc
 from bus.control import ensure_control_topics, read_status
 from bus.settings import KafkaSettings
 from bus.topics import create_topics
@@ -127,7 +128,7 @@ def main() -> int:
     try:
         broker, started_here = broker_up(state)
     except StackError as exc:
-        console.print(f"[red]cannot start the broker: {exc}")
+        console.print(f"[red]cannot start the broker: {esc(exc)}")
         return 3
     demo = Demo(KafkaSettings(bootstrap_servers=broker.address), state, uuid.uuid4().hex[:6])
     shutil.rmtree(demo.store.parent, ignore_errors=True)

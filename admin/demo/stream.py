@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
+from admin.safe_text import cell
 from bus.producing import sender
 from bus.reading import read_until_quiet
 from bus.settings import KafkaSettings
@@ -75,8 +76,8 @@ def label_table(
         human = truth.get(e["id"], "")
         mark = "" if not human else (" ✓" if human == e["label"] else " ✗")
         table.add_row(
-            e["label"] + mark, f"{e['score']:.3f}", human or "-", e["version"],
-            "yes" if e["cached"] else "no", _short(" ".join(texts[e["id"]].split())),
+            cell(e["label"] + mark), f"{e['score']:.3f}", cell(human or "-"), cell(e["version"]),
+            "yes" if e["cached"] else "no", cell(_short(" ".join(texts[e["id"]].split()))),
         )  # fmt: skip
     return table
 
