@@ -23,6 +23,7 @@ from bus.control import ensure_control_topics
 from bus.settings import KafkaSettings
 from bus.topics import create_topics, list_topics
 from bus.types import ConsumerRebalanceListener, TopicPartition
+from modelstore.exceptions import IntegrityError
 from modelstore.store import ModelStore
 from schemas.control import AnyControl, Rollback, SwapModel
 from worker import metrics
@@ -212,8 +213,8 @@ class Worker:
             try:
                 version = await self.registry.start(model, start.version, start.sha256)
             except Exception as exc:
-                if start.source == "store":
-                    raise
+                if start.source == "store" or isinstance(exc, IntegrityError):
+                    raise  # a tampered store stops the start (exit 3), never a silent fallback
                 log.error(
                     "active version %s@%s from the control topic failed to load (%s); "
                     "using the store's active version",
