@@ -64,7 +64,9 @@ class VerifiedVersion:
     card: ModelCard | None
     hashes: dict[str, str]  # relative path -> sha256, as read during this load
     unverified: tuple[str, ...] = ()  # files the card has no hash for (older cards)
-    _extra: dict[tuple[str, int, int, int], str] = field(default_factory=dict, compare=False, repr=False)
+    _extra: dict[tuple[str, int, int, int], str] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def weights_sha256(self) -> str:
@@ -106,7 +108,8 @@ def read_card(path: Path) -> ModelCard | None:
     try:
         return ModelCard.model_validate_json(card_path.read_bytes())
     except ValidationError as exc:
-        raise IntegrityError(where, CARD_FILE, f"is not a model card ({exc.error_count()} errors)")
+        why = f"is not a model card ({exc.error_count()} errors)"
+    raise IntegrityError(where, CARD_FILE, why)
 
 
 def verify_version(path: Path, expected_weights_sha256: str | None = None) -> VerifiedVersion:

@@ -84,7 +84,7 @@ class ModelRegistry:
 
         try:
             return await asyncio.get_running_loop().run_in_executor(self._loader, load)
-        except IntegrityError as exc:
+        except IntegrityError:
             metrics.STORE_INTEGRITY_FAILURES.labels(model, version).inc()
             raise
 
