@@ -171,6 +171,8 @@ class Worker:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            if not self.loaded and hasattr(self, "control_consumer"):  # the start failed
+                await _bounded(self.control_consumer.stop(), "control consumer", STEP_TIMEOUT_S)
             await _bounded(self.producer.stop(), "producer flush", STEP_TIMEOUT_S)
             await self.cache.close()
             self.registry.shutdown()

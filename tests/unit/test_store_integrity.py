@@ -93,7 +93,7 @@ def test_a_file_added_after_the_card_is_refused(store: Path, name: str) -> None:
 def test_a_missing_file_is_refused_and_runtime_caches_are_not_part_of_the_version(
     store: Path,
 ) -> None:
-    assert RUNTIME_FILES == {engine_select.CHOICE_FILE, engine_select.REFERENCE_FILE}
+    assert {engine_select.CHOICE_FILE, engine_select.REFERENCE_FILE} == RUNTIME_FILES
     for name in RUNTIME_FILES:
         (v1(store) / name).write_text("{}")
     (v1(store) / ".tmp-something").write_text("x")
