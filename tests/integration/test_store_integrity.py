@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -39,7 +40,11 @@ def run_worker(broker: KafkaSettings, store: Path, uid: str, tmp: Path, name: st
     )
     w.start()
     assert w.proc is not None
-    w.proc.wait(120)
+    try:
+        w.proc.wait(120)
+    except subprocess.TimeoutExpired:
+        w.kill()
+        raise AssertionError(f"the worker started on a tampered store:\n{w.log()}") from None
     return w
 
 
