@@ -168,3 +168,21 @@ def test_models_verify_reports_each_version_and_fails_on_a_mismatch(store: Path)
     assert one.exit_code == 0 and json.loads(one.output)[0]["state"] == "legacy", one.output
     missing = runner.invoke(app, ["models", "verify", "m@v9", "--store", str(store)])
     assert missing.exit_code == 2 and "no version 'v9'" in missing.output
+
+
+def test_the_cache_identity_follows_config_and_the_engines_backend(store: Path) -> None:
+    from worker.cache import engine_identity
+    from worker.inference import InferenceEngine
+
+    make_legacy(v1(store))  # config.json unverified, but still part of the identity
+
+    def identity(**options: str) -> str:
+        engine = InferenceEngine(v1(store), dtype="fp32", cache_choice=False, **options)
+        return engine_identity(engine, "v1")
+
+    before = identity(engine="torch")
+    edit_config(v1(store), classifier_dropout=0.3)
+    after = identity(engine="torch")
+    assert before != after and after == identity(engine="torch")
+    if onnx_export.onnx_available():
+        assert identity(engine="onnx") != after  # backend and precision are part of it
