@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -23,6 +24,7 @@ from modelstore.onnx_export import ONNX_DIR
 from modelstore.store import CARD_FILE, WEIGHTS_FILE, file_sha256
 from schemas.card import ModelCard
 
+log = logging.getLogger(__name__)
 CONFIG_FILE = "config.json"
 # Written into a version directory by workers after the version was stored (caches of the
 # engine choice, worker/engine_select.py): not part of the version, never loaded as model.
@@ -125,7 +127,8 @@ def verify_version(path: Path, expected_weights_sha256: str | None = None) -> Ve
     if not (path / WEIGHTS_FILE).is_file():
         raise UnsafeWeights(f"{name}: no {WEIGHTS_FILE}; only safetensors weights are loaded")
     if card is not None and card.files:
-        hashes, unverified = _check_listed(path, name, card.files), ()
+        unverified: tuple[str, ...] = ()
+        hashes = _check_listed(path, name, card.files)
         if card.weights_sha256 and card.weights_sha256 != hashes[WEIGHTS_FILE]:
             raise IntegrityError(name, CARD_FILE, "has two different weights sha256")
     else:
@@ -139,6 +142,10 @@ def verify_version(path: Path, expected_weights_sha256: str | None = None) -> Ve
         _compare(name, WEIGHTS_FILE, actual, expected_weights_sha256, "the swap command's")
     if card is not None:
         _check_labels(path, name, card)
+        if unverified:
+            log.warning(
+                "%s: card without per-file hashes; unverified: %s", name, ", ".join(unverified)
+            )
     return VerifiedVersion(path, card, hashes, unverified)
 
 

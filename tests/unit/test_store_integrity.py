@@ -186,3 +186,32 @@ def test_the_cache_identity_follows_config_and_the_engines_backend(store: Path) 
     assert before != after and after == identity(engine="torch")
     if onnx_export.onnx_available():
         assert identity(engine="onnx") != after  # backend and precision are part of it
+
+
+def test_the_trainer_base_and_a_rollout_candidate_refuse_a_tampered_version(
+    store: Path,
+) -> None:
+    import asyncio
+
+    from trainer.base import load_start
+    from trainer.config import TrainConfig
+    from trainer.exceptions import ConfigError
+    from worker import metrics
+    from worker.inference import InferenceEngine
+    from worker.registry import ModelRegistry
+
+    edit_config(v1(store), id2label={"0": "c", "1": "b", "2": "a"})
+    config = TrainConfig(model="m", train="t.tsv", dev="d.tsv", base_version="v1")
+    with pytest.raises(ConfigError, match=r"base version m@v1 refused: m@v1: config\.json sha256"):
+        load_start(config, ModelStore(store))
+
+    ms = ModelStore(store)
+    registry = ModelRegistry(
+        ms, lambda m, v, sha: InferenceEngine(ms.require(m, v), expected_sha256=sha)
+    )
+    failures = metrics.STORE_INTEGRITY_FAILURES.labels("m", "v1")
+    before = failures._value.get()
+    with pytest.raises(IntegrityError, match=r"config\.json"):
+        asyncio.run(registry.load("m", "v1", None))  # as a shadow or canary is loaded
+    registry.shutdown()
+    assert failures._value.get() == before + 1
