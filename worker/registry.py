@@ -1,9 +1,11 @@
 """Which version of each model is active in this worker, and hot swaps between versions.
 
 A swap loads the new version beside the old one in a loader thread, checks every file against
-the version's card (`modelstore.integrity`), runs a warm-up batch, and only then makes it current. The model's pipeline picks the
-current engine at the start of each batch, so the switch happens between two batches. The
-old engine is released by the pipeline once it no longer runs a batch on it.
+the version's card (`modelstore.integrity`; a mismatch is counted in
+`streamclf_store_integrity_failures_total`), runs a warm-up batch, and only then makes it
+current. The model's pipeline picks the current engine at the start of each batch, so the
+switch happens between two batches. The old engine is released by the pipeline once it no
+longer runs a batch on it.
 """
 
 from __future__ import annotations
