@@ -57,21 +57,16 @@ def check_version(store: ModelStore, model: str, version: str) -> str:
             f"model {model!r} has no version {version!r} (known: {', '.join(known)})",
             unknown=True,
         )
+    from modelstore.integrity import verify_version
     from modelstore.loading import load_classifier
 
     try:
-        sha256 = store.weights_sha256(model, version)
-        card_sha = store.card(model, version).weights_sha256
-        if card_sha and card_sha != sha256:
-            raise SwapRefused(
-                f"{model}@{version}: weights sha256 {sha256[:12]}… differs from the card's "
-                f"{card_sha[:12]}… (changed or corrupted after it was stored)"
-            )
-        load_classifier(store.version_dir(model, version), expected_sha256=sha256)
+        path = store.version_dir(model, version)
+        verified = verify_version(path)  # every file against the card
+        load_classifier(path, verified=verified)
+        sha256 = verified.weights_sha256
     except ModelStoreError as exc:
-        raise SwapRefused(f"{model}@{version}: {exc}") from exc
-    except SwapRefused:
-        raise
+        raise SwapRefused(str(exc)) from exc
     except Exception as exc:  # tokenizer files or config that do not load
         raise SwapRefused(f"{model}@{version}: cannot load: {type(exc).__name__}: {exc}") from exc
     return sha256

@@ -21,6 +21,16 @@ class UnsafeWeights(ModelStoreError):
     """Weights that are not safetensors, or whose checksum does not match."""
 
 
+class IntegrityError(ModelStoreError):
+    """A stored file that is not what the version's card says: the version is refused.
+
+    The message is one line naming the version and the file."""
+
+    def __init__(self, name: str, file: str, problem: str) -> None:
+        self.name, self.file = name, file
+        super().__init__(f"{name}: {file} {problem}; version refused (`streamclf models verify`)")
+
+
 class NoActiveVersion(ModelStoreError, LookupError):
     """A model with several versions and no active pointer: nothing says which one serves."""
 

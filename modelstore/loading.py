@@ -1,4 +1,5 @@
-"""Loading a stored version: safetensors only, no remote code, weights checked by sha256."""
+"""Loading a stored version: safetensors only, no remote code, every file checked against its
+card first (`modelstore.integrity.verify_version`)."""
 
 from __future__ import annotations
 
@@ -6,20 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from modelstore.exceptions import UnsafeWeights
-from modelstore.store import WEIGHTS_FILE, file_sha256
-
-
-def verify_weights(path: Path, expected_sha256: str | None = None) -> str:
-    """The weights' sha256, after checking it is a safetensors file (and the expected one)."""
-    weights = path / WEIGHTS_FILE
-    if not weights.is_file():
-        raise UnsafeWeights(f"{path}: no {WEIGHTS_FILE}; only safetensors weights are loaded")
-    actual = file_sha256(weights)
-    if expected_sha256 is not None and actual != expected_sha256:
-        raise UnsafeWeights(
-            f"{path}: weights sha256 {actual[:12]}… does not match expected {expected_sha256[:12]}…"
-        )
-    return actual
+from modelstore.integrity import VerifiedVersion, verify_version
 
 
 def load_config_and_tokenizer(path: Path) -> tuple[Any, Any]:
@@ -31,7 +19,7 @@ def load_config_and_tokenizer(path: Path) -> tuple[Any, Any]:
 
 
 def load_model(path: Path) -> Any:
-    """The sequence classifier's weights (call `verify_weights` first), in eval mode."""
+    """The sequence classifier's weights (call `verify_version` first), in eval mode."""
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
@@ -45,13 +33,14 @@ def load_model(path: Path) -> Any:
     return model.eval()
 
 
-def load_classifier(path: Path, expected_sha256: str | None = None) -> tuple[Any, Any]:
-    """Load a sequence classifier and its tokenizer from a version directory."""
+def load_classifier(
+    path: Path, expected_sha256: str | None = None, verified: VerifiedVersion | None = None
+) -> tuple[Any, Any]:
+    """Load a sequence classifier and its tokenizer from a version directory, after checking
+    its files against its card (`verified`: already checked by this load)."""
     from transformers import AutoTokenizer
 
-    if expected_sha256 is not None:
-        verify_weights(path, expected_sha256)
-    elif not (path / WEIGHTS_FILE).is_file():
-        raise UnsafeWeights(f"{path}: no {WEIGHTS_FILE}; only safetensors weights are loaded")
+    if verified is None:
+        verify_version(Path(path), expected_sha256)
     model = load_model(path)
     return model, AutoTokenizer.from_pretrained(path, trust_remote_code=False)

@@ -15,15 +15,20 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelstore.exceptions import ModelStoreError
 from modelstore.store import WEIGHTS_FILE, file_sha256, utc_now
 from schemas.engine import OnnxFile, OnnxManifest
 
+if TYPE_CHECKING:
+    from modelstore.integrity import VerifiedVersion
+
 log = logging.getLogger(__name__)
 
+Digest = Callable[[Path], str]  # a file's sha256 (`VerifiedVersion.sha256` reuses a load's)
 ONNX_DIR = "onnx"
 MANIFEST = "manifest.json"
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
@@ -57,41 +62,63 @@ def read_manifest(version_dir: Path) -> OnnxManifest | None:
         return None
 
 
-def verified_path(version_dir: Path, precision: str, manifest: OnnxManifest) -> Path:
+def verified_path(
+    version_dir: Path, precision: str, manifest: OnnxManifest, digest: Digest = file_sha256
+) -> Path:
     """The graph file of `precision`, after checking its sha256 against the manifest."""
     entry = manifest.file(precision)
     if entry is None:
         raise OnnxExportError(f"{version_dir}: no {precision} ONNX graph in the manifest")
     path = version_dir / entry.path
-    if not path.is_file() or file_sha256(path) != entry.sha256:
+    if not path.is_file() or digest(path) != entry.sha256:
         raise OnnxExportError(f"{path}: missing or sha256 does not match the manifest")
     return path
 
 
-def is_current(version_dir: Path, manifest: OnnxManifest | None, weights_sha256: str) -> bool:
+def is_current(
+    version_dir: Path,
+    manifest: OnnxManifest | None,
+    weights_sha256: str,
+    digest: Digest = file_sha256,
+) -> bool:
     """The manifest belongs to these weights and every file it names is intact."""
     if manifest is None or manifest.weights_sha256 != weights_sha256:
         return False
     try:
         for entry in manifest.files:
-            verified_path(version_dir, entry.precision, manifest)
+            verified_path(version_dir, entry.precision, manifest, digest)
     except OnnxExportError:
         return False
     return {f.precision for f in manifest.files} >= set(FILES)
 
 
-def ensure_onnx(version_dir: Path, model: Any = None) -> OnnxManifest | None:
+def ensure_onnx(
+    version_dir: Path, model: Any = None, verified: VerifiedVersion | None = None
+) -> OnnxManifest | None:
     """The version's intact manifest, exporting the graphs when missing or stale; None when
-    the `onnx` extra is not installed."""
+    the `onnx` extra is not installed. `verified`: the load that checked the version's files
+    (their hashes are reused; graphs its card records are never exported again)."""
     if not onnx_available():
         return None
-    weights_sha = file_sha256(version_dir / WEIGHTS_FILE)
+    digest = verified.sha256 if verified is not None else file_sha256
+    weights_sha = digest(version_dir / WEIGHTS_FILE)
     manifest = read_manifest(version_dir)
-    if is_current(version_dir, manifest, weights_sha):
+    if is_current(version_dir, manifest, weights_sha, digest):
         return manifest
+    if _card_lists_graphs(version_dir, verified):
+        raise OnnxExportError(f"{version_dir}: the card's ONNX graphs do not match the weights")
     if manifest is not None:
         log.warning("%s: ONNX graphs missing or stale; exporting them again", version_dir)
-    return export_onnx(version_dir, model, weights_sha)
+    return export_onnx(version_dir, model, weights_sha, verified)
+
+
+def _card_lists_graphs(version_dir: Path, verified: VerifiedVersion | None) -> bool:
+    if verified is not None:
+        return verified.card_lists_graphs
+    from modelstore.integrity import read_card
+
+    card = read_card(version_dir)
+    return card is not None and any(n.startswith(f"{ONNX_DIR}/") for n in card.files)
 
 
 def try_ensure_onnx(version_dir: Path, model: Any = None) -> OnnxManifest | None:
@@ -105,7 +132,10 @@ def try_ensure_onnx(version_dir: Path, model: Any = None) -> OnnxManifest | None
 
 
 def export_onnx(
-    version_dir: Path, model: Any = None, weights_sha256: str | None = None
+    version_dir: Path,
+    model: Any = None,
+    weights_sha256: str | None = None,
+    verified: VerifiedVersion | None = None,
 ) -> OnnxManifest:
     """Export fp32 and dynamic-int8 graphs into `<version_dir>/onnx/`, replacing it whole."""
     started = time.perf_counter()
@@ -113,7 +143,7 @@ def export_onnx(
     if model is None:
         from modelstore.loading import load_classifier
 
-        model, _ = load_classifier(version_dir, weights_sha)
+        model, _ = load_classifier(version_dir, weights_sha, verified)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-onnx-", dir=version_dir))
     try:
         exporter = _export_fp32(model, tmp / FILES["fp32"])

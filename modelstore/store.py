@@ -213,6 +213,9 @@ class ModelStore:
                 raise UnsafeWeights(f"new version of {model!r} has no {WEIGHTS_FILE}")
             if self.export_onnx:
                 self._export_graphs(model, tmp)
+            from modelstore.integrity import hash_files
+
+            files = hash_files(tmp)  # every file of the version, checked at each load
             for _ in range(100):
                 version = version or self.next_version(model)
                 validate_name(version, "version")
@@ -220,7 +223,8 @@ class ModelStore:
                     update={
                         "name": model,
                         "version": version,
-                        "weights_sha256": file_sha256(tmp / WEIGHTS_FILE),
+                        "weights_sha256": files[WEIGHTS_FILE],
+                        "files": files,
                     }
                 )
                 (tmp / CARD_FILE).write_text(card.model_dump_json(indent=2), encoding="utf-8")

@@ -31,3 +31,7 @@ class ModelCard(BaseModel):
     duration_s: float | None = None
     libraries: dict[str, str] = Field(default_factory=dict)
     weights_sha256: str | None = None
+    # sha256 of every file of the version, by path relative to its directory (weights,
+    # config.json, tokenizer files, ONNX graphs and manifest; not card.json). Empty on cards
+    # written before per-file hashes: only `weights_sha256` is checked for those.
+    files: dict[str, str] = Field(default_factory=dict)

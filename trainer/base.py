@@ -44,7 +44,10 @@ def load_start(config: TrainConfig, store: ModelStore) -> Start:
         raise ConfigError(
             f"{exc}; create it with `streamclf models init` or give --base DIR"
         ) from exc
-    model, tokenizer = load_classifier(path)
+    try:
+        model, tokenizer = load_classifier(path)  # every file checked against the card
+    except ModelStoreError as exc:
+        raise ConfigError(f"base version {config.model}@{version} refused: {exc}") from exc
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if config.labels and list(config.labels) != labels:
         raise ConfigError(

@@ -23,6 +23,7 @@ from bus.control import ensure_control_topics
 from bus.settings import KafkaSettings
 from bus.topics import create_topics, list_topics
 from bus.types import ConsumerRebalanceListener, TopicPartition
+from modelstore.exceptions import IntegrityError
 from modelstore.store import ModelStore
 from schemas.control import AnyControl, Rollback, SwapModel
 from worker import metrics
@@ -170,6 +171,8 @@ class Worker:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            if not self.loaded and hasattr(self, "control_consumer"):  # the start failed
+                await _bounded(self.control_consumer.stop(), "control consumer", STEP_TIMEOUT_S)
             await _bounded(self.producer.stop(), "producer flush", STEP_TIMEOUT_S)
             await self.cache.close()
             self.registry.shutdown()
@@ -212,8 +215,8 @@ class Worker:
             try:
                 version = await self.registry.start(model, start.version, start.sha256)
             except Exception as exc:
-                if start.source == "store":
-                    raise
+                if start.source == "store" or isinstance(exc, IntegrityError):
+                    raise  # a tampered store stops the start (exit 3), never a silent fallback
                 log.error(
                     "active version %s@%s from the control topic failed to load (%s); "
                     "using the store's active version",

@@ -1,10 +1,13 @@
 """Result cache: Redis (one MGET per batch, one pipelined SET EX for misses) or in-process LRU.
 
 Keys are `prefix:model:identity:sha256(normalized text, text_pair)`, where the identity
-(`cache_identity`) names the version and hashes its weights' sha256 and every setting that
+(`cache_identity`) names the version and hashes the sha256 of every file of the version
+(weights, config.json, tokenizer, graphs: `VerifiedVersion.digest`) and every setting that
 changes an answer (top-k, max length, backend, precision, device type). A new version, other
-weights under a reused name, or another top-k never meet an answer cached for something else. Redis failures never stop classification: a circuit
-breaker bypasses Redis for `retry_s` after an error, then tries again.
+files under a reused name, or another top-k never meet an answer cached for something else.
+Values read back are untrusted: `worker/cached.py` checks them before they are served. Redis
+failures never stop classification: a circuit breaker bypasses Redis for `retry_s` after an
+error, then tries again.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from typing import Any, Protocol
 import orjson
 
 log = logging.getLogger(__name__)
+# A real value holds top-k (label, id, score) entries: far below this for any label map.
+MAX_VALUE_BYTES = 64 * 1024
 
 
 def normalize(text: str) -> str:
@@ -28,18 +33,17 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFC", text).strip()
 
 
-def cache_identity(version: str, weights_sha256: str, **settings: Any) -> str:
-    """`VERSION-HASH`: HASH covers the weights' sha256 and the output-changing `settings`."""
-    payload = json.dumps({"weights": weights_sha256, **settings}, sort_keys=True, default=str)
+def cache_identity(version: str, files_sha256: str, **settings: Any) -> str:
+    """`VERSION-HASH`: HASH covers the version's files (`files_sha256`, a digest over every
+    file's sha256) and the output-changing `settings`."""
+    payload = json.dumps({"files": files_sha256, **settings}, sort_keys=True, default=str)
     return f"{version}-{hashlib.sha256(payload.encode()).hexdigest()[:16]}"
 
 
-def engine_identity(engine: Any, version: str, weights_sha256: str) -> str:
-    """The cache identity of a loaded engine.
-
-    An engine may say which of its settings change its answers (`identity_fields()`, e.g.
-    backend and precision); otherwise top-k, max length, dtype and device type are used.
-    """
+def engine_identity(engine: Any, version: str) -> str:
+    """The cache identity of a loaded engine: its files' digest (`files_digest`) and the
+    settings that change its answers (`identity_fields()`: backend, precision, top-k, ...;
+    otherwise top-k, max length, dtype and device type)."""
     fields = getattr(engine, "identity_fields", None)
     if callable(fields):
         settings = dict(fields())
@@ -50,7 +54,7 @@ def engine_identity(engine: Any, version: str, weights_sha256: str) -> str:
             "dtype": str(getattr(engine, "torch_dtype", getattr(engine, "dtype", None))),
             "device": getattr(getattr(engine, "torch_device", None), "type", None),
         }
-    return cache_identity(version, weights_sha256, **settings)
+    return cache_identity(version, str(engine.files_digest), **settings)
 
 
 def cache_key(prefix: str, model: str, identity: str, text: str, pair: str | None) -> str:
@@ -197,7 +201,10 @@ class RedisCache:
 
 
 def _loads(raw: bytes) -> dict[str, Any]:
-    """A cached value; `{}` (no prediction: the pipeline counts it as corrupt) if not JSON."""
+    """A cached value; `{}` (no prediction: the pipeline counts it as corrupt) if it is over
+    `MAX_VALUE_BYTES` (checked before parsing) or not a JSON object."""
+    if len(raw) > MAX_VALUE_BYTES:
+        return {}
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:

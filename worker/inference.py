@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from modelstore.loading import load_config_and_tokenizer, load_model, verify_weights
+from modelstore.integrity import verify_version
+from modelstore.loading import load_config_and_tokenizer, load_model
 from modelstore.onnx_export import (
     OnnxExportError,
     ensure_onnx,
@@ -102,7 +103,9 @@ class InferenceEngine:
         self.torch_device = resolve_device(self.device)
         if not self.max_batch_tokens:
             self.max_batch_tokens = 16384 if self.torch_device.type == "cuda" else 1024
-        self.weights_sha256 = verify_weights(self.model_dir, self.expected_sha256)
+        # every file checked against the card, hashed once for this whole load
+        self.verified = verify_version(self.model_dir, self.expected_sha256)
+        self.weights_sha256 = self.verified.weights_sha256
         config, self.tokenizer = load_config_and_tokenizer(self.model_dir)
         self.max_length = min(self.max_length, int(config.max_position_embeddings))
         self.id2label = {int(k): v for k, v in config.id2label.items()}
@@ -118,6 +121,12 @@ class InferenceEngine:
         for c in self.choice.candidates:
             log.info("  candidate %s %s: %s texts/s, agreement %s, %s", c.backend, c.precision,
                      _n(c.texts_per_s), _n(c.agreement, 4), c.reason or ("accepted" if c.accepted else "-"))  # fmt: skip
+
+    @property
+    def files_digest(self) -> str:
+        """sha256 over the sha256 of every file of the version (weights, config, tokenizer,
+        graphs): with `identity_fields`, this engine's cache identity."""
+        return self.verified.digest
 
     def identity_fields(self) -> dict[str, Any]:
         """The settings that change this engine's answers (part of its cache identity)."""
@@ -199,10 +208,11 @@ class InferenceEngine:
             return TorchBackend(self._fp32_model(), self.torch_device, spec.precision, copy)
         on_cpu = self._fp32 is not None and next(self._fp32.parameters()).device.type == "cpu"
         try:
-            manifest = ensure_onnx(self.model_dir, self._fp32 if on_cpu else None)
+            fp32 = self._fp32 if on_cpu else None
+            manifest = ensure_onnx(self.model_dir, fp32, self.verified)
             if manifest is None:
                 raise BackendUnavailable("onnx/onnxruntime not installed (the `onnx` extra)")
-            graph = verified_path(self.model_dir, spec.precision, manifest)
+            graph = verified_path(self.model_dir, spec.precision, manifest, self.verified.sha256)
         except OnnxExportError as exc:
             raise BackendUnavailable(str(exc)) from exc
         return OnnxBackend(graph, spec.precision, torch.get_num_threads())

@@ -72,6 +72,11 @@ ENGINE_AGREEMENT = Gauge(
 )
 SWAPS = Counter("streamclf_swaps_total", "Hot swaps completed", ["model"])
 SWAP_FAILURES = Counter("streamclf_swap_failures_total", "Hot swaps that failed", ["model"])
+STORE_INTEGRITY_FAILURES = Counter(
+    "streamclf_store_integrity_failures_total",
+    "Loads refused because a stored file differs from the version's card",
+    ["model", "version"],
+)
 SWAP_SECONDS = Histogram(
     "streamclf_swap_seconds",
     "Load + warm-up + switch time of a swap",

@@ -20,6 +20,7 @@ from schemas.deadletter import ErrorKind
 from schemas.events import LabelledEvent, TextEvent, Timings
 from worker import metrics
 from worker.cache import ResultCache, cache_key
+from worker.cached import checked_prediction, to_dict
 from worker.checkpoint import Span
 from worker.inference import EngineThread, InferenceEngine, Prediction, Prepared
 from worker.outputs import BatchEncoder
@@ -60,25 +61,6 @@ class Staged:
     todo: dict[str, Item]
     prepared: Prepared | None
     started: float
-
-
-def prediction_to_dict(p: Prediction) -> dict[str, Any]:
-    return {
-        "label": p.label,
-        "label_id": p.label_id,
-        "score": p.score,
-        "scores": [list(s) for s in p.scores],
-        "truncated": p.truncated,
-    }
-
-
-def prediction_from_dict(d: dict[str, Any]) -> Prediction:
-    """Raises (KeyError, TypeError, ValueError) on a value that is not a cached prediction."""
-    scores = [(str(s[0]), int(s[1]), float(s[2])) for s in d["scores"]]
-    truncated = d.get("truncated", False)
-    if not isinstance(truncated, bool):
-        raise TypeError(f"truncated is {type(truncated).__name__}")
-    return Prediction(str(d["label"]), int(d["label_id"]), float(d["score"]), scores, truncated)
 
 
 class ModelPipeline:
@@ -184,7 +166,7 @@ class ModelPipeline:
     async def _stage_part(self, batch: list[Item], active: Active) -> Staged:
         started = time.perf_counter()
         keyed = self._keys(batch, active.identity)
-        found = await self._lookup(keyed)
+        found = await self._lookup(keyed, active.engine)
         todo: dict[str, Item] = {}  # identical texts inside a batch are computed once
         for key, item in keyed:
             if key not in found and key not in todo:
@@ -237,20 +219,23 @@ class ModelPipeline:
             keyed.append((key, item))
         return keyed
 
-    async def _lookup(self, keyed: list[tuple[str, Item]]) -> dict[str, Prediction]:
-        """Cached predictions; a value that is not one counts as an error and a miss."""
+    async def _lookup(
+        self, keyed: list[tuple[str, Item]], engine: InferenceEngine
+    ) -> dict[str, Prediction]:
+        """Cached predictions, checked against `engine`'s label map and top-k
+        (`worker/cached.py`); a value that is not one counts as corrupt and a miss."""
         keys = [k for k, item in keyed if item.route.in_topic in self.cache_topics]
         found: dict[str, Prediction] = {}
         if not keys:
             return found
-        corrupt = 0
+        corrupt, why = 0, ""
         for key, value in zip(keys, await self.cache.get_many(keys), strict=True):
             if value is None:
                 continue
             try:
-                found[key] = prediction_from_dict(value)
-            except Exception:
-                corrupt += 1
+                found[key] = checked_prediction(value, engine.id2label, engine.top_k)
+            except Exception as exc:
+                corrupt, why = corrupt + 1, why or f"{type(exc).__name__}: {exc}"
         hits = sum(1 for k in keys if k in found)
         self.cache_lookups += len(keys)
         self.cache_hits += hits
@@ -259,13 +244,16 @@ class ModelPipeline:
         if corrupt:
             metrics.CACHE_CORRUPT.labels(self.model).inc(corrupt)
             log.warning(
-                "%d cached values of %s are not predictions: recomputed", corrupt, self.model
+                "%d cached values of %s are not predictions (%s): recomputed",
+                corrupt,
+                self.model,
+                why,
             )
         return found
 
     async def _store(self, computed: dict[str, Prediction], todo: dict[str, Item]) -> None:
         cacheable = {
-            k: prediction_to_dict(p)
+            k: to_dict(p)
             for k, p in computed.items()
             if todo[k].route.in_topic in self.cache_topics
         }

@@ -1,9 +1,11 @@
 """Which version of each model is active in this worker, and hot swaps between versions.
 
-A swap loads the new version beside the old one in a loader thread, checks the weights'
-sha256, runs a warm-up batch, and only then makes it current. The model's pipeline picks the
-current engine at the start of each batch, so the switch happens between two batches. The
-old engine is released by the pipeline once it no longer runs a batch on it.
+A swap loads the new version beside the old one in a loader thread, checks every file against
+the version's card (`modelstore.integrity`; a mismatch is counted in
+`streamclf_store_integrity_failures_total`), runs a warm-up batch, and only then makes it
+current. The model's pipeline picks the current engine at the start of each batch, so the
+switch happens between two batches. The old engine is released by the pipeline once it no
+longer runs a batch on it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from modelstore.exceptions import IntegrityError
 from modelstore.store import ModelStore
 from schemas.engine import EngineChoice
 from schemas.status import SwapResult
@@ -31,7 +34,7 @@ EngineFactory = Callable[[str, str, str | None], InferenceEngine]
 class Active:
     version: str
     engine: InferenceEngine
-    identity: str = ""  # the cache identity: version + weights sha256 + output settings
+    identity: str = ""  # the cache identity: version + files' digest + output settings
 
     def __post_init__(self) -> None:
         self.identity = self.identity or self.version
@@ -73,15 +76,19 @@ class ModelRegistry:
         return await self._load(model, version, sha256)
 
     async def _load(self, model: str, version: str, sha256: str | None) -> Active:
-        """Load, check (the weights' sha256 is always known and verified) and warm a version."""
+        """Load, check (every file against the card; the weights against `sha256` too when a
+        command gives it) and warm a version. A file that differs is counted and raised."""
 
         def load() -> Active:
-            digest = sha256 or self.store.weights_sha256(model, version)
-            engine = self.factory(model, version, digest)
+            engine = self.factory(model, version, sha256)
             engine.warm_up()
-            return Active(version, engine, engine_identity(engine, version, digest))
+            return Active(version, engine, engine_identity(engine, version))
 
-        return await asyncio.get_running_loop().run_in_executor(self._loader, load)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._loader, load)
+        except IntegrityError:
+            metrics.STORE_INTEGRITY_FAILURES.labels(model, version).inc()
+            raise
 
     async def start(self, model: str, version: str | None = None, sha256: str | None = None) -> str:
         """Load the first version of a model (the given one, else the store's default)."""

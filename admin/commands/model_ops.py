@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import typer
 
-from admin.context import BootstrapOpt, StoreOpt, console, fail, model_store
+from admin.context import BootstrapOpt, JsonOpt, StoreOpt, console, fail, model_store
 from admin.safe_text import esc
 
 
@@ -91,6 +92,49 @@ def _check_evidence(
     )
 
 
+def verify(
+    ref: str | None = typer.Argument(None, help="NAME or NAME@VERSION (default: every version)"),
+    store: Path | None = StoreOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Check every file of stored versions against their cards; exit 1 on any mismatch.
+
+    A line per version: `ok`, `refused` (the file that differs) or `legacy` (a card written
+    before per-file hashes: its weights are checked, its other files are listed unverified).
+    """
+    from admin.context import EXIT_USAGE, print_json
+    from modelstore.exceptions import ModelStoreError
+    from modelstore.integrity import check_version
+
+    ms = model_store(store)
+    name, _, version = (ref or "").partition("@")
+    try:
+        if name and version:
+            ms.require(name, version)
+        targets = [
+            (m, v)
+            for m in ([name] if name else ms.models())
+            for v in ([version] if version else ms.versions(m))
+        ]
+        if name and not targets:
+            ms.require(name)  # raises: the model has no versions
+    except ModelStoreError as exc:
+        fail(str(exc), EXIT_USAGE)
+    checks = [check_version(ms.version_dir(m, v), m, v) for m, v in targets]
+    if as_json:
+        print_json([asdict(c) for c in checks])
+    for c in [] if as_json else checks:
+        line = c.error or f"{c.model}@{c.version}: {c.files} files"
+        if c.state == "legacy":
+            line += f"; unverified (card without per-file hashes): {', '.join(c.unverified)}"
+        console.print(f"{c.state:8} {line}", markup=False, highlight=False, soft_wrap=True)
+    if not checks and not as_json:
+        console.print(f"no versions in store {ms.root}", markup=False, soft_wrap=True)
+    if any(c.state == "refused" for c in checks):
+        raise typer.Exit(1)
+
+
 def register(models_app: typer.Typer) -> None:
     models_app.command("import-uer")(import_uer)
     models_app.command("promote")(promote)
+    models_app.command("verify")(verify)

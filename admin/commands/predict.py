@@ -7,9 +7,18 @@ from pathlib import Path
 
 import typer
 
-from admin.context import EXIT_FAILED, EXIT_USAGE, JsonOpt, StoreOpt, console, fail, model_store
+from admin.context import (
+    EXIT_FAILED,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    JsonOpt,
+    StoreOpt,
+    console,
+    fail,
+    model_store,
+)
 from admin.safe_text import esc
-from modelstore.exceptions import ModelStoreError
+from modelstore.exceptions import IntegrityError, ModelStoreError
 from schemas.events import LabelledEvent, LabelScore, Timings
 
 PREDICT_SOURCE = "streamclf.predict"  # source_topic of a one-off prediction (partition/offset -1)
@@ -26,11 +35,7 @@ def classify(
     store = model_store(store_root)
     version = version or store.default_version(name)
     path = store.require(name, version)
-    engine = InferenceEngine(
-        path,
-        expected_sha256=store.weights_sha256(name, version),
-        **WorkerSettings().engine_options(),
-    )
+    engine = InferenceEngine(path, **WorkerSettings().engine_options())  # checks every file
     started = time.perf_counter()
     pred = engine.predict([text], [text_pair])[0]
     return LabelledEvent(
@@ -64,6 +69,8 @@ def predict(
         fail("text is empty or whitespace only", EXIT_USAGE)
     try:
         event = classify(store, name, version, text, text_pair)
+    except IntegrityError as exc:  # a stored file differs from the card: refused
+        fail(str(exc), EXIT_UNAVAILABLE)
     except ModelStoreError as exc:
         fail(str(exc), EXIT_USAGE)
     except (RuntimeError, ValueError) as exc:

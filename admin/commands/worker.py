@@ -64,7 +64,12 @@ def worker(
     except (ValidationError, ValueError) as exc:
         fail(str(exc), 2)
     _preflight(settings, kafka)
-    code = asyncio.run(app.run())
+    from modelstore.exceptions import IntegrityError
+
+    try:
+        code = asyncio.run(app.run())
+    except IntegrityError as exc:  # a stored file differs from its card: refused, one line
+        fail(str(exc), EXIT_UNAVAILABLE)
     raise typer.Exit(code)
 
 

@@ -274,7 +274,7 @@ async def test_swap_to_corrupted_weights_keeps_serving_and_names_the_workers(
     assert set(rows) == {"w1", "w2"}
     for row in rows.values():
         assert row["state"] == "ready" and row["versions"] == {"news": "v1"}
-        assert row["last_swap"]["ok"] is False and "UnsafeWeights" in row["last_swap"]["error"]
+        assert row["last_swap"]["ok"] is False and "IntegrityError" in row["last_swap"]["error"]
 
 
 async def test_late_worker_serves_swapped_version_rollback_and_unsigned_commands(

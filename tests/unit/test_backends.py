@@ -131,20 +131,43 @@ def test_a_backend_that_disagrees_is_refused(tmp_path: Path) -> None:
 
 
 def test_missing_or_tampered_graphs_are_exported_again(tmp_path: Path) -> None:
-    store = ModelStore(tmp_path)
+    """Graphs exported after the card was written (a version stored without them)."""
+    import shutil
+
+    store = ModelStore(tmp_path, export_onnx=False)
     init_model(store, "m", PRESET_LABELS["chinanews"], "tiny", seed=1)
     vdir = store.require("m", "v1")
+    InferenceEngine(vdir, engine="onnx", dtype="int8", min_dtype_agreement=0.5)
     graph = vdir / ONNX_DIR / "model.int8.onnx"
     graph.write_bytes(graph.read_bytes()[:-10] + b"0123456789")  # same size, other bytes
     InferenceEngine(vdir, engine="onnx", dtype="int8", min_dtype_agreement=0.5)
     manifest = read_manifest(vdir)
     assert manifest is not None and file_sha256(graph) == manifest.file("int8").sha256
 
-    import shutil
-
     shutil.rmtree(vdir / ONNX_DIR)
     engine = InferenceEngine(vdir, engine="onnx")
     assert (vdir / ONNX_DIR / MANIFEST).is_file() and engine.choice.backend == "onnx"
+
+
+def test_graphs_the_card_records_are_part_of_the_version(tmp_path: Path) -> None:
+    """Tampered or removed graphs of a version written with them refuse it (issue 17)."""
+    import shutil
+
+    from modelstore.exceptions import IntegrityError
+
+    store = ModelStore(tmp_path)
+    init_model(store, "m", PRESET_LABELS["chinanews"], "tiny", seed=1)
+    vdir = store.require("m", "v1")
+    graph = vdir / ONNX_DIR / "model.int8.onnx"
+    original = graph.read_bytes()
+    graph.write_bytes(original[:-10] + b"0123456789")
+    with pytest.raises(IntegrityError, match=r"onnx/model\.int8\.onnx sha256"):
+        InferenceEngine(vdir, engine="onnx", dtype="int8", min_dtype_agreement=0.5)
+    graph.write_bytes(original)
+    InferenceEngine(vdir, engine="onnx", dtype="int8", min_dtype_agreement=0.5)
+    shutil.rmtree(vdir / ONNX_DIR)
+    with pytest.raises(IntegrityError, match="is missing"):
+        InferenceEngine(vdir, engine="onnx")
 
 
 def test_promotion_exports_missing_graphs_before_the_swap_is_published(

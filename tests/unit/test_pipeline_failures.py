@@ -21,7 +21,10 @@ from worker.routing import parse_route
 class PoisonEngine:
     """Fails any batch that contains the text 'poison' (like an OOM on one huge input)."""
 
+    top_k = 5
+
     def __init__(self) -> None:
+        self.id2label = {0: "a"}  # what cached values are checked against (with top_k)
         self.calls: list[list[str]] = []
         self.last_stats = BatchStats()
 

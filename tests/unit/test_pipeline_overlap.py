@@ -16,7 +16,10 @@ from worker.pipeline import ModelPipeline
 class SlowEngine:
     """`run` blocks until released; every call is logged with its thread."""
 
+    top_k = 5
+
     def __init__(self) -> None:
+        self.id2label = {0: "x"}  # what cached values are checked against (with top_k)
         self.log: list[tuple[str, str, str]] = []  # (step, first text, thread name)
         self.release = threading.Event()
         self.last_stats = BatchStats()
