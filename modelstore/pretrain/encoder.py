@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import platform
 import random
 import time
@@ -246,12 +245,54 @@ def pretrain(settings: Settings, data: Path, out: Path, log_every: int = 50) -> 
         "weights_sha256": sha256(weights),
         "weights_bytes": weights.stat().st_size,
         "storage": "float32 safetensors",
-        "machine": {"python": platform.python_version(), "torch": torch.__version__,
-                    "transformers": __import__("transformers").__version__,
-                    "platform": platform.platform()},  # fmt: skip
+        "machine": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": __import__("transformers").__version__,
+            "platform": platform.platform(),
+        },
     }
     (out / "provenance.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record
+
+
+def write_provenance_md(out: Path) -> None:
+    """PROVENANCE.md next to the weights, from provenance.json."""
+    r = json.loads((out / "provenance.json").read_text(encoding="utf-8"))
+    s = r["settings"]
+    data = "\n".join(f"| `{name}` | `{digest}` |" for name, digest in r["data"].items())
+    settings = ", ".join(f"{k} {v}" for k, v in s.items())
+    text = f"""# zh-tiny-encoder: the pretrained encoder behind `--preset tiny`
+
+A small BERT (hidden {s["hidden"]}, {s["layers"]} layers, {s["heads"]} heads, FFN {s["intermediate"]},
+{r["parameters"]} parameters, vocab {r["vocab_size"]}) pretrained by this project with
+masked-language modelling (15% of tokens, BERT's 80/10/10; every token of this vocab is one
+character or one word piece, so the masking is whole-character) on the unlabeled texts of the
+**train splits** of `../shared/data` (never dev or test; `thucnews_titles` has no train split and
+is not used). Hugging Face `BertForMaskedLM` format, {r["storage"]}; `--preset tiny` loads it
+with `BertForSequenceClassification.from_pretrained` (a new pooler and head, seeded).
+
+- Command: `{r["command"].strip()}` (from the repository root, `../shared/data` present).
+- Settings: {settings}.
+- Corpus: {r["corpus"]["texts"]} texts, {r["corpus"]["sequences"]} sequences of at most
+  {s["seq_len"]} tokens, {r["corpus"]["tokens"]} tokens.
+- Vocab: `[PAD] [UNK] [CLS] [SEP] [MASK]`, then the {r["vocab_size"] - 5} tokens of Google's
+  Chinese BERT vocab (`modelstore/assets/google_zh_vocab.txt`, Apache-2.0) seen at least
+  {s["min_count"]} times in the corpus (the most frequent ones, in Google's order).
+- MLM loss: {r["first_mlm_loss"]} over the first 50 steps, {r["final_mlm_loss"]} over the last 200.
+- Time: {r["seconds"]:.0f} s on a shared 2-core machine ({s["threads"]} thread).
+- Weights: `model.safetensors`, {r["weights_bytes"]} bytes, sha256 `{r["weights_sha256"]}`.
+- Machine: {r["machine"]}.
+
+| data file (train splits only) | sha256 |
+|---|---|
+{data}
+
+Same command, same data and the same library versions give the same weights (seeded masks and
+data order, one thread). The data sets carry no licence of their own (see ../shared/data's
+PROVENANCE.md); the vocab is Apache-2.0.
+"""
+    (out / "PROVENANCE.md").write_text(text, encoding="utf-8")
 
 
 def _argline(settings: Settings) -> str:
@@ -272,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     given = {k: getattr(args, k) for k in Settings.model_fields if getattr(args, k) is not None}
     settings = Settings(**given)
     record = pretrain(settings, args.data, args.out)
+    write_provenance_md(args.out)
     print(f"final mlm loss {record['final_mlm_loss']}, {record['seconds']:.0f}s, "
           f"{record['weights_bytes'] / 1e6:.1f} MB -> {args.out}", flush=True)  # fmt: skip
     return 0
