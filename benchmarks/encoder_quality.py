@@ -27,8 +27,8 @@ from trainer.data import Example, load_dataset
 from trainer.record import library_versions
 
 # The trainer's defaults (UER recipe: warm-up 0.1, weight decay 0.01, batch 32, best dev epoch)
-# with a shorter sequence, two epochs and a learning rate sized for a 128-wide model.
-RECIPE = dict(epochs=2, max_seq_len=64, batch_size=32, learning_rate=2e-4, device="cpu")
+# with a shorter sequence (64) and a learning rate sized for a 128-wide model (3e-4).
+RECIPE = dict(epochs=3, max_seq_len=64, batch_size=32, learning_rate=3e-4, device="cpu")
 DEV_CAP = 2000
 CS = (1.0, 3.0, 10.0, 30.0)
 OUT = RESULTS / "encoder_quality.json"

@@ -231,6 +231,7 @@ def pretrain(settings: Settings, data: Path, out: Path, log_every: int = 50) -> 
     model.eval()
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+    (out / "vocab.txt").write_text("".join(f"{w}\n" for w in vocab), encoding="utf-8")
     weights = out / "model.safetensors"
     record = {
         "command": "python -m modelstore.pretrain " + _argline(settings),
