@@ -1,4 +1,12 @@
-"""Randomly initialised BERT classifiers of a known shape, with the bundled Chinese vocab."""
+"""Classifier presets: random BERTs of a known shape, or the project's pretrained tiny encoder.
+
+`tiny` and `tiny-random` are the same randomly initialised small BERT with the bundled Google
+Chinese vocab; `roberta-base` has the UER models' shape, random. `tiny-encoder` starts from
+`assets/zh-tiny-encoder` (pretrained by `python -m modelstore.pretrain`, see its PROVENANCE.md)
+with a fresh classification head. It is experimental: the first encoder fine-tunes worse than
+`tiny-random` (benchmarks/results/encoder_quality.json), so `tiny` stays random until one beats
+the TF-IDF baseline; tests that need a random model name `tiny-random`.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +25,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(
         hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512
     ),
+    "tiny-random": dict(
+        hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512
+    ),
 }
+ENCODER = "zh-tiny-encoder"
+PRETRAINED: dict[str, str] = {"tiny-encoder": ENCODER}  # preset -> encoder directory under assets/
+NAMES = (*PRETRAINED, *PRESETS)
 VOCAB_SIZE = 21128
 MAX_POSITIONS = 512
 
@@ -25,6 +39,18 @@ MAX_POSITIONS = 512
 def vocab_path() -> Path:
     """The bundled Google Chinese vocab (21128 lines, Apache-2.0)."""
     return Path(str(resources.files("modelstore") / "assets" / "google_zh_vocab.txt"))
+
+
+def encoder_path(name: str = ENCODER) -> Path:
+    """A shipped pretrained encoder (HF BertForMaskedLM directory with its vocab)."""
+    return Path(str(resources.files("modelstore") / "assets" / name))
+
+
+def encoder_sha256(name: str = ENCODER) -> str:
+    """The sha256 of the encoder's weights (what a cache of models trained from it keys on)."""
+    from modelstore.store import file_sha256
+
+    return file_sha256(encoder_path(name) / "model.safetensors")
 
 
 def load_vocab() -> dict[str, int]:
@@ -35,8 +61,15 @@ def load_vocab() -> dict[str, int]:
     return {word: i for i, word in enumerate(words)}
 
 
-def build_tokenizer() -> Any:
+def build_tokenizer(preset: str | None = None) -> Any:
+    """The tokenizer of `preset`: the encoder's own vocab for `tiny-encoder`, else the Google
+    vocab."""
     import transformers
+
+    if preset in PRETRAINED:
+        from transformers import BertTokenizerFast
+
+        return BertTokenizerFast.from_pretrained(encoder_path(PRETRAINED[preset]))
     from transformers import BertTokenizerFast
 
     if int(transformers.__version__.split(".")[0]) >= 5:
@@ -49,7 +82,7 @@ def build_config(preset: str, labels: list[str]) -> Any:
     from transformers import BertConfig
 
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
+        raise ValueError(f"unknown preset {preset!r}: choose one of {', '.join(NAMES)}")
     return BertConfig(
         vocab_size=VOCAB_SIZE,
         max_position_embeddings=MAX_POSITIONS,
@@ -66,19 +99,51 @@ def build_model(preset: str, labels: list[str], seed: int = 0) -> Any:
     from transformers import BertForSequenceClassification
 
     torch.manual_seed(seed)
-    model = BertForSequenceClassification(build_config(preset, labels))
+    if preset in PRETRAINED:
+        model = _from_encoder(PRETRAINED[preset], labels)
+    else:
+        model = BertForSequenceClassification(build_config(preset, labels))
     model.eval()
+    return model
+
+
+def _from_encoder(name: str, labels: list[str]) -> Any:
+    """The encoder's weights under a new (seeded) pooler and classification head, in fp32."""
+    import torch
+    from transformers import BertForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "some weights were not initialised": the new head
+    hf_logging.disable_progress_bar()
+    try:
+        model = BertForSequenceClassification.from_pretrained(
+            encoder_path(name),
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)},
+            dtype=torch.float32,
+            use_safetensors=True,
+            trust_remote_code=False,
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    model.config.architectures = ["BertForSequenceClassification"]
     return model
 
 
 def init_model(
     store: ModelStore, name: str, labels: list[str], preset: str = "tiny", seed: int = 0
 ) -> str:
-    """Write a new randomly initialised version of `name`; return the version."""
+    """Write a new version of `name` from `preset` (a fresh, seeded head); return the version."""
+
+    hyperparameters: dict[str, Any] = {"seed": seed}
+    if preset in PRETRAINED:
+        hyperparameters["encoder_sha256"] = encoder_sha256(PRETRAINED[preset])
 
     def write(tmp: Path) -> ModelCard:
         build_model(preset, labels, seed).save_pretrained(tmp, safe_serialization=True)
-        build_tokenizer().save_pretrained(tmp)
+        build_tokenizer(preset).save_pretrained(tmp)
         return ModelCard(
             name=name,
             version="pending",
@@ -86,7 +151,7 @@ def init_model(
             source="init",
             labels=labels,
             preset=preset,
-            hyperparameters={"seed": seed},
+            hyperparameters=hyperparameters,
         )
 
     return store.add_version(name, write)

@@ -68,6 +68,6 @@ def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("store")
     store = ModelStore(root)
-    init_model(store, "news", PRESET_LABELS["chinanews"], "tiny", seed=1)
-    init_model(store, "sentiment", PRESET_LABELS["jd-binary"], "tiny", seed=2)
+    init_model(store, "news", PRESET_LABELS["chinanews"], "tiny-random", seed=1)
+    init_model(store, "sentiment", PRESET_LABELS["jd-binary"], "tiny-random", seed=2)
     return root

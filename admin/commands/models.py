@@ -42,11 +42,14 @@ def split_ref(ref: str) -> tuple[str, str | None]:
 def init(
     name: str,
     labels: str = typer.Option(..., help="chinanews|ifeng|jd-full|jd-binary|dianping or 'a,b,c'"),
-    preset: str = typer.Option("tiny", help="tiny | roberta-base"),
-    seed: int = typer.Option(0, help="Seed of the random initialisation"),
+    preset: str = typer.Option(
+        "tiny",
+        help="tiny (= tiny-random) | tiny-random | tiny-encoder (experimental) | roberta-base",
+    ),
+    seed: int = typer.Option(0, help="Seed of the random initialisation (head, or all)"),
     store: Path | None = StoreOpt,
 ) -> None:
-    """Write a randomly initialised classifier as a new version."""
+    """Write a new classifier version from a preset (`tiny`: our pretrained encoder, new head)."""
     from modelstore.presets import init_model
 
     try:

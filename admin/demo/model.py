@@ -1,9 +1,12 @@
 """The demo's classifier: trained by the trainer on the shipped ChnSentiCorp sample.
 
-The first version is trained once, from a randomly initialised tiny BERT on the first half of
-the training sample, and cached under `<state>/demo-cache/<key>` (key: sha256 of the sample,
-the recipe and the preset), so later runs copy it. The second version is trained on every run,
-from the first, on the whole sample, and must pass the accuracy gate.
+The first version is trained once, from `PRESET` on the first half of the training sample, and
+cached under `<state>/demo-cache/<key>` (key: sha256 of the sample, the recipe, the preset and,
+for a pretrained preset, the encoder's weights), so later runs copy it. `PRESET` stays
+`tiny-random`: fine-tuned with this recipe, the shipped encoder (`tiny-encoder`) labelled 0.80 of 800
+held-out reviews right and three showcase reviews wrong, below the random model's figures. The
+second version is trained on every run, from the first, on the whole sample, and must pass the
+accuracy gate.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ MODEL = "reviews"
 LABELS = ["negative", "positive"]
 DATA = Path(__file__).resolve().parent / "data"
 TRAIN, DEV = DATA / "chnsenticorp-train.tsv", DATA / "chnsenticorp-dev.tsv"
-PRESET = "tiny"
+PRESET = "tiny-random"
 # A tiny BERT from scratch needs a far larger learning rate than fine-tuning (UER's 3e-5).
 FIRST = dict(epochs=3, max_seq_len=64, batch_size=32, learning_rate=1e-3, seed=7, warmup=0.1)
 FIRST_ROWS = 800  # the first half of the training sample
@@ -44,7 +47,11 @@ def cache_key() -> str:
     digest = hashlib.sha256()
     for path in (TRAIN, DEV):
         digest.update(path.read_bytes())
-    recipe = {"recipe": FIRST, "rows": FIRST_ROWS, "preset": PRESET}
+    from modelstore.presets import PRETRAINED, encoder_sha256
+
+    recipe: dict[str, object] = {"recipe": FIRST, "rows": FIRST_ROWS, "preset": PRESET}
+    if PRESET in PRETRAINED:  # a new encoder must not reuse a model trained from the old one
+        recipe["encoder"] = encoder_sha256(PRETRAINED[PRESET])
     digest.update(json.dumps(recipe, sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
@@ -91,7 +98,7 @@ def first_version(store_root: Path, cache_root: Path) -> Trained:
     half.write_text("\n".join(lines[: FIRST_ROWS + 1]) + "\n", encoding="utf-8")
     with tempfile.TemporaryDirectory(prefix="demo-base-") as base:
         build_model(PRESET, LABELS, seed=7).save_pretrained(base, safe_serialization=True)
-        build_tokenizer().save_pretrained(base)
+        build_tokenizer(PRESET).save_pretrained(base)
         trained = _train(ModelStore(store_root), half, base_dir=base, labels=LABELS, **FIRST)
     shutil.copytree(store_root, tmp / "store", ignore=shutil.ignore_patterns(".checkpoints"))
     (tmp / "trained.json").write_text(json.dumps(trained.__dict__))

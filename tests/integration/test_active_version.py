@@ -43,7 +43,7 @@ async def test_unpromoted_and_gate_rejected_versions_never_serve_after_restart_o
 ) -> None:
     store = tmp_path / "store"
     base = ModelStore(tmp_path / "base")
-    init_model(base, "b", LABELS, "tiny", seed=3)
+    init_model(base, "b", LABELS, "tiny-random", seed=3)
     negatives = one_label_tsv(tmp_path / "neg.tsv", 0, 32, seed=1)
     positives = one_label_tsv(tmp_path / "pos.tsv", 1, 32, seed=2)
     dev = one_label_tsv(tmp_path / "dev.tsv", 0, 16, seed=3)

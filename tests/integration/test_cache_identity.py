@@ -38,7 +38,7 @@ async def test_no_stale_answer_after_top_k_change_or_weights_under_a_reused_name
     broker, redis_url: str, uid: str, tmp_path: Path
 ) -> None:
     store = tmp_path / "store"
-    init_model(ModelStore(store), "news", PRESET_LABELS["chinanews"], "tiny", seed=1)
+    init_model(ModelStore(store), "news", PRESET_LABELS["chinanews"], "tiny-random", seed=1)
     topic = f"ci-{uid}"
     await make_topics(broker, [topic], 1)
     base_env = {**topics_env(uid), "STREAMCLF_REDIS_URL": redis_url,
@@ -71,7 +71,9 @@ async def test_no_stale_answer_after_top_k_change_or_weights_under_a_reused_name
     # The model is removed from the store by hand and created again: v1 is a name again, with
     # other weights. Its answers must be computed, not taken from the old v1's cache entries.
     shutil.rmtree(store / "news")
-    assert init_model(ModelStore(store), "news", PRESET_LABELS["chinanews"], "tiny", 9) == "v1"
+    assert (
+        init_model(ModelStore(store), "news", PRESET_LABELS["chinanews"], "tiny-random", 9) == "v1"
+    )
     w = await worker("k2b", STREAMCLF_TOP_K="2")
     try:
         reborn = await rounds.run(w, "d")

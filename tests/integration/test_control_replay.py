@@ -27,7 +27,9 @@ async def test_a_replayed_signed_swap_does_not_downgrade_running_or_restarted_wo
     broker, tiny_store: Path, uid: str, tmp_path: Path
 ) -> None:
     store = make_store(tiny_store, tmp_path / "store")  # news: v1 active, v2
-    assert init_model(ModelStore(store), "news", PRESET_LABELS["chinanews"], "tiny", 8) == "v3"
+    assert (
+        init_model(ModelStore(store), "news", PRESET_LABELS["chinanews"], "tiny-random", 8) == "v3"
+    )
     key = f"key-{uid}"
     topic, env, control = f"news-{uid}", topics_env(uid, key), f"control-{uid}"
     await make_topics(broker, [topic], 2)

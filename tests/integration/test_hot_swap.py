@@ -42,7 +42,7 @@ def make_store(tiny_store: Path, root: Path) -> Path:
     shutil.copytree(tiny_store, root)
     store = ModelStore(root)
     store.set_active("news", "v1")
-    assert init_model(store, "news", PRESET_LABELS["chinanews"], "tiny", seed=7) == "v2"
+    assert init_model(store, "news", PRESET_LABELS["chinanews"], "tiny-random", seed=7) == "v2"
     return root
 
 
@@ -330,7 +330,7 @@ def test_swap_refuses_before_publishing_and_delete_refuses_the_active_version(
     broker, tiny_store: Path, uid: str, tmp_path: Path
 ) -> None:
     store = make_store(tiny_store, tmp_path / "store")
-    init_model(ModelStore(store), "news", PRESET_LABELS["chinanews"], "tiny", seed=9)  # v3
+    init_model(ModelStore(store), "news", PRESET_LABELS["chinanews"], "tiny-random", seed=9)  # v3
     corrupt(store / "news" / "v3" / WEIGHTS_FILE)
     runner = CliRunner()
     env = {**topics_env(uid), "STREAMCLF_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers}

@@ -58,12 +58,12 @@ async def test_delete_refuses_a_version_a_live_worker_serves_though_the_pointer_
 def test_a_deleted_version_name_is_never_reused(broker, uid: str, tmp_path: Path) -> None:
     store = ModelStore(tmp_path / "store")
     for seed in (1, 2):
-        init_model(store, "news", PRESET_LABELS["chinanews"], "tiny", seed=seed)
+        init_model(store, "news", PRESET_LABELS["chinanews"], "tiny-random", seed=seed)
     deleted_sha = store.weights_sha256("news", "v2")
     gone = cli(broker, uid, "models", "delete", "news", "v2", "--yes", "--store", str(store.root))
     assert gone.exit_code == 0, gone.output
     assert store.tombstones("news")["v2"]["weights_sha256"] == deleted_sha
     with pytest.raises(VersionRetired):
         store.add_version("news", lambda tmp: pytest.fail("never written"), version="v2")
-    assert init_model(store, "news", PRESET_LABELS["chinanews"], "tiny", seed=3) == "v3"
+    assert init_model(store, "news", PRESET_LABELS["chinanews"], "tiny-random", seed=3) == "v3"
     assert store.versions("news") == ["v1", "v3"]

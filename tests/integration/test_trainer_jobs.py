@@ -44,7 +44,7 @@ async def test_jobs_cannot_read_outside_the_data_root_nor_leak_what_they_read(
     """The trainer runs as its own process with the control key and a SASL password in its
     environment, so /proc/self/environ (what a job may name) holds both."""
     store = ModelStore(tmp_path / "store")
-    init_model(store, "sent", LABELS, "tiny", seed=0)
+    init_model(store, "sent", LABELS, "tiny-random", seed=0)
     root, outside = tmp_path / "data", tmp_path / "private"
     root.mkdir()
     outside.mkdir()

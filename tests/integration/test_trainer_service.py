@@ -52,7 +52,7 @@ def finished(values: list[dict], job_id: str) -> dict | None:
 
 async def test_service_jobs_feedback_and_swap(broker: KafkaSettings, uid: str, tmp_path: Path):
     store = ModelStore(tmp_path / "store")
-    init_model(store, "sent", LABELS, "tiny", seed=0)
+    init_model(store, "sent", LABELS, "tiny-random", seed=0)
     splits = write_splits(tmp_path / "data", train=32, dev=16)
     settings = TrainerSettings(
         jobs_topic=f"jobs-{uid}",

@@ -30,7 +30,7 @@ PAIRS = [None, "下次还会再来", None, "股市大涨", None]
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = ModelStore(tmp_path_factory.mktemp("store"))
-    init_model(store, "news", PRESET_LABELS["chinanews"], "tiny", seed=3)
+    init_model(store, "news", PRESET_LABELS["chinanews"], "tiny-random", seed=3)
     return store.require("news", "v1")
 
 
@@ -118,9 +118,9 @@ def test_a_backend_that_disagrees_is_refused(tmp_path: Path) -> None:
     from worker.engine_select import PrecisionRefused
 
     store = ModelStore(tmp_path, export_onnx=False)
-    init_model(store, "m", PRESET_LABELS["chinanews"], "tiny", seed=1)
+    init_model(store, "m", PRESET_LABELS["chinanews"], "tiny-random", seed=1)
     vdir = store.require("m", "v1")
-    export_onnx(vdir, build_model("tiny", PRESET_LABELS["chinanews"], seed=2))
+    export_onnx(vdir, build_model("tiny-random", PRESET_LABELS["chinanews"], seed=2))
 
     engine = InferenceEngine(vdir, engine="auto", dtype="fp32", cache_choice=False)
     refused = {(c.backend, c.precision): c for c in engine.choice.candidates if not c.accepted}
@@ -135,7 +135,7 @@ def test_missing_or_tampered_graphs_are_exported_again(tmp_path: Path) -> None:
     import shutil
 
     store = ModelStore(tmp_path, export_onnx=False)
-    init_model(store, "m", PRESET_LABELS["chinanews"], "tiny", seed=1)
+    init_model(store, "m", PRESET_LABELS["chinanews"], "tiny-random", seed=1)
     vdir = store.require("m", "v1")
     InferenceEngine(vdir, engine="onnx", dtype="int8", min_dtype_agreement=0.5)
     graph = vdir / ONNX_DIR / "model.int8.onnx"
@@ -181,7 +181,7 @@ def test_promotion_exports_missing_graphs_before_the_swap_is_published(
     from bus.settings import KafkaSettings
 
     store = ModelStore(tmp_path, export_onnx=False)
-    init_model(store, "m", PRESET_LABELS["chinanews"], "tiny", seed=1)
+    init_model(store, "m", PRESET_LABELS["chinanews"], "tiny-random", seed=1)
     vdir = store.require("m", "v1")
     assert read_manifest(vdir) is None
     published = []

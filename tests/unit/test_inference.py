@@ -24,7 +24,7 @@ PAIRS = [None, "下次还会再来", None, "股市大涨", None]
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = ModelStore(tmp_path_factory.mktemp("store"))
-    init_model(store, "news", PRESET_LABELS["chinanews"], "tiny", seed=3)
+    init_model(store, "news", PRESET_LABELS["chinanews"], "tiny-random", seed=3)
     return store.require("news", "v1")
 
 

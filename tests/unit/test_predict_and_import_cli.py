@@ -25,7 +25,7 @@ TEXT = "这家酒店的服务非常好，房间干净，下次还会再来。"
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("predict-store")
-    init_model(ModelStore(root), "reviews", PRESET_LABELS["jd-binary"], "tiny", seed=3)
+    init_model(ModelStore(root), "reviews", PRESET_LABELS["jd-binary"], "tiny-random", seed=3)
     return root
 
 

@@ -27,7 +27,7 @@ def test_gate_pure() -> None:
 
 def add(store: ModelStore, dev: dict) -> str:
     def write(tmp: Path) -> ModelCard:
-        build_model("tiny", LABELS).save_pretrained(tmp, safe_serialization=True)
+        build_model("tiny-random", LABELS).save_pretrained(tmp, safe_serialization=True)
         build_tokenizer().save_pretrained(tmp)
         return ModelCard(
             name="m", version="pending", created_at=utc_now(), labels=LABELS, dev_metrics=dev

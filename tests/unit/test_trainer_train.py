@@ -27,7 +27,7 @@ FAST = dict(epochs=2, max_seq_len=32, batch_size=8, learning_rate=1e-3, warmup=0
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[ModelStore, dict[str, Path]]:
     store = ModelStore(tmp_path / "store")
-    init_model(store, "sent", LABELS, "tiny", seed=0)
+    init_model(store, "sent", LABELS, "tiny-random", seed=0)
     return store, write_splits(tmp_path / "data", train=32, dev=16, test=16)
 
 
@@ -98,7 +98,7 @@ def test_base_dir_gets_a_new_head(setup, tmp_path: Path) -> None:
     base = tmp_path / "base"
     from modelstore.presets import build_model
 
-    build_model("tiny", ["x", "y", "z"]).save_pretrained(base)  # a 3-way head: replaced
+    build_model("tiny-random", ["x", "y", "z"]).save_pretrained(base)  # a 3-way head: replaced
     cfg = config(splits, epochs=1).model_copy(update={"base_version": None, "base_dir": str(base)})
     outcome = train(cfg, store)
     assert outcome.card.labels == LABELS and outcome.card.parent is None

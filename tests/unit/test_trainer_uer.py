@@ -19,7 +19,7 @@ LABELS = ["a", "b", "c"]
 @pytest.fixture(scope="module")
 def hf_model():
     torch.manual_seed(0)
-    model = build_model("tiny", LABELS, seed=5)
+    model = build_model("tiny-random", LABELS, seed=5)
     with torch.no_grad():  # make every tensor distinct, including the LayerNorms and biases
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.02)

@@ -1,0 +1,1 @@
+"""Build tool (not product runtime): pretrain the small Chinese encoder behind `--preset tiny`."""

@@ -1,0 +1,5 @@
+import sys
+
+from modelstore.pretrain.encoder import main
+
+sys.exit(main())
