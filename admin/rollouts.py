@@ -7,19 +7,18 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from pydantic import ValidationError
-
 from admin.compare import CompareReport, build_report
 from admin.swapping import SwapRefused, check_version, default_requester, live_workers, serves
 from bus.control import CONTROL_TOPIC, STATUS_TOPIC, publish_control
+from bus.rejected import skip
 from bus.rollout import RolloutBook, read_rollouts, read_to_end
 from bus.settings import KafkaSettings
 from bus.topics import list_topics
 from modelstore.store import ModelStore
 from schemas.control import CanaryModel, RolloutCommand, ShadowModel
+from schemas.records import Rejection, decode_feedback, decode_shadow
 from schemas.rollout import ShadowResult
 from schemas.status import WorkerStatus
-from schemas.training import Feedback
 
 log = logging.getLogger(__name__)
 FEEDBACK_TOPIC = "streamclf.train.feedback"
@@ -149,17 +148,17 @@ async def gather_report(
     topics = shadow_topics or [t for t in await list_topics(kafka) if t.endswith(".shadow")]
     results: list[ShadowResult] = []
     for record in await read_to_end(kafka, topics) if topics else []:
-        try:
-            results.append(ShadowResult.model_validate_json(record.value or b""))
-        except ValidationError:
-            log.warning("%s: not a shadow result; skipped", record.where)
+        result = decode_shadow(record.value)
+        if isinstance(result, Rejection):
+            skip(log, "shadow", record.where, result)
+        else:
+            results.append(result)
     feedback: dict[str, str | int] = {}
     for record in await read_to_end(kafka, [feedback_topic], quiet_s=1.0):
-        try:
-            event = Feedback.model_validate_json(record.value or b"")
-        except ValidationError:
-            continue
-        if event.model in (None, model):
+        event = decode_feedback(record.value)
+        if isinstance(event, Rejection):
+            skip(log, "feedback", record.where, event)
+        elif event.model in (None, model):
             feedback[event.id] = event.label
     return build_report(model, version, results, feedback)
 

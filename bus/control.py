@@ -1,21 +1,24 @@
 """Publishing and reading control-topic commands (swap, rollback, shadow, canary) and status
-heartbeats."""
+heartbeats. Records are read through the strict decoders of `schemas.records`: a bad one is
+counted, logged once and skipped (`bus.rejected`)."""
 
 from __future__ import annotations
 
 import contextlib
-import json
+import logging
 from collections.abc import AsyncIterator
-
-from pydantic import ValidationError
 
 from bus.producing import produce_many
 from bus.reading import StopWhen, iter_records
+from bus.rejected import skip
 from bus.settings import KafkaSettings
 from bus.topics import create_topics
-from schemas.control import CONTROL_TYPES, AnyControl, ControlCommand, control_adapter
+from schemas.control import ControlCommand
+from schemas.records import Rejection, decode_status
+from schemas.signing import SIGNATURE_HEADER, sign_value
 from schemas.status import WorkerStatus
 
+log = logging.getLogger(__name__)
 CONTROL_TOPIC = "streamclf.control"
 STATUS_TOPIC = "streamclf.status"
 
@@ -36,7 +39,8 @@ async def publish_control(
 ) -> None:
     """Sign (when a key is given) and publish a control command keyed by `record_key()` (the
     model name for swaps; `model:shadow` and `model:canary` for rollouts, so that compaction
-    keeps the latest of each).
+    keeps the latest of each). Signed: the `signature` field (for readers that know only it)
+    and the `streamclf-signature` header over the value's bytes as written.
 
     A command without a sequence gets its `requested_at_ms` (commands that move the store's
     pointer get theirs from the store, `ModelStore.next_sequence`).
@@ -46,28 +50,9 @@ async def publish_control(
     if key:
         message = message.signed(key)
     await ensure_control_topics(settings, topic)
-    record = (message.record_key().encode(), message.model_dump_json().encode())
-    await produce_many(settings, topic, [record])
-
-
-def decode_control(raw: bytes | None) -> AnyControl | None:
-    """A control command, or None for a tombstone, an unreadable record or an unknown type."""
-    if raw is None:
-        return None
-    try:
-        return control_adapter.validate_json(raw)
-    except ValidationError:
-        return None
-
-
-def unknown_type(raw: bytes | None) -> str | None:
-    """The `type` of a well-formed command this version does not know (a newer writer's)."""
-    try:
-        value = json.loads(raw) if raw is not None else None
-    except ValueError:
-        return None
-    kind = value.get("type") if isinstance(value, dict) else None
-    return kind if isinstance(kind, str) and kind not in CONTROL_TYPES else None
+    value = message.model_dump_json().encode()
+    headers = [(SIGNATURE_HEADER, sign_value(key, value))] if key else None
+    await produce_many(settings, topic, [(message.record_key().encode(), value)], headers)
 
 
 async def read_status(
@@ -98,9 +83,9 @@ async def iter_status(
     reader = iter_records(settings, [topic], start=since_ms, stop=stop, missing_ok=True)
     async with contextlib.aclosing(reader):
         async for record in reader:
-            try:
-                status = WorkerStatus.model_validate_json(record.value or b"")
-            except ValidationError:
+            status = decode_status(record.value)
+            if isinstance(status, Rejection):
+                skip(log, "status", record.where, status)
                 continue
             if status.at_ms >= since_ms:
                 yield status

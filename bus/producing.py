@@ -17,6 +17,7 @@ from bus.exceptions import BrokerUnavailable, BusError
 from bus.settings import KafkaSettings
 
 KeyValue = tuple[bytes | None, bytes | None]
+Headers = list[tuple[str, bytes]]
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,17 @@ class Sender:
         self._producer = producer
         self._settings = settings
 
-    async def send_many(self, topic: str, records: Iterable[KeyValue]) -> list[Delivered]:
-        """Send (key, value) pairs (value None = tombstone) to `topic`; wait for all acks;
-        return where each record went, in order."""
+    async def send_many(
+        self, topic: str, records: Iterable[KeyValue], headers: Headers | None = None
+    ) -> list[Delivered]:
+        """Send (key, value) pairs (value None = tombstone) to `topic`, each with `headers`;
+        wait for all acks; return where each record went, in order."""
+        hdrs = list(headers) if headers else None
         try:
-            futures = [await self._producer.send(topic, value, key=key) for key, value in records]
+            futures = [
+                await self._producer.send(topic, value, key=key, headers=hdrs)
+                for key, value in records
+            ]
             acks = await asyncio.gather(*futures)
         except KafkaConnectionError as exc:
             raise BrokerUnavailable.at(self._settings.bootstrap_servers, exc) from exc
@@ -67,8 +74,13 @@ async def sender(settings: KafkaSettings, **overrides: Any) -> AsyncIterator[Sen
 
 
 async def produce_many(
-    settings: KafkaSettings, topic: str, records: Iterable[KeyValue], **overrides: Any
+    settings: KafkaSettings,
+    topic: str,
+    records: Iterable[KeyValue],
+    headers: Headers | None = None,
+    **overrides: Any,
 ) -> list[Delivered]:
-    """Open a producer, send every (key, value) to `topic`, wait for all acks, close."""
+    """Open a producer, send every (key, value) to `topic` (each with `headers`), wait for all
+    acks, close."""
     async with sender(settings, **overrides) as s:
-        return await s.send_many(topic, records)
+        return await s.send_many(topic, records, headers)

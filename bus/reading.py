@@ -37,6 +37,7 @@ class Record:
     key: bytes | None
     value: bytes | None
     timestamp_ms: int
+    headers: tuple[tuple[str, bytes], ...] = ()
 
     @property
     def where(self) -> str:
@@ -243,7 +244,10 @@ async def _poll(
                         return
                     seen += 1
                     pending[tp] = r.offset + 1
-                    yield Record(tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp)
+                    yield Record(
+                        tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp,
+                        tuple(r.headers or ()),
+                    )  # fmt: skip
             if stop.max_records is not None and seen >= stop.max_records:
                 return
             if commit and pending:

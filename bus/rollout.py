@@ -9,12 +9,18 @@ canary; a swap to the shadowed version ends the shadow).
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Sequence
 
-from bus.control import CONTROL_TOPIC, decode_control
+from bus.control import CONTROL_TOPIC
 from bus.reading import Record, StopWhen, iter_records
+from bus.rejected import skip
 from bus.settings import KafkaSettings
 from schemas.control import AnyControl, CanaryModel, RolloutCommand, ShadowModel, SwapModel
+from schemas.records import Reason, Rejection, decode_control
+from schemas.signing import header_signature
+
+log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (model, "shadow" | "canary")
 
@@ -69,13 +75,27 @@ class RolloutBook:
 async def read_rollouts(
     settings: KafkaSettings, topic: str = CONTROL_TOPIC, key: str | None = None
 ) -> RolloutBook:
-    """The rollouts in force according to the whole control topic (only signed ones with `key`)."""
+    """The rollouts in force according to the whole control topic (only signed ones with `key`;
+    bad records are skipped, see `read_control`)."""
     book = RolloutBook()
-    for record in await read_to_end(settings, [topic]):
-        command = decode_control(record.value)
-        if command is not None and (not key or command.verify(key)):
-            book.feed(command)
+    for command in await read_control(settings, topic, key):
+        book.feed(command)
     return book
+
+
+async def read_control(
+    settings: KafkaSettings, topic: str = CONTROL_TOPIC, key: str | None = None
+) -> list[AnyControl]:
+    """Every valid command of the control topic in order (with `key`: only signed ones).
+    Tombstones are passed over; any other bad record is counted, logged and skipped."""
+    commands = []
+    for record in await read_to_end(settings, [topic]):
+        command = decode_control(record.value, key, header_signature(record.headers))
+        if not isinstance(command, Rejection):
+            commands.append(command)
+        elif command.reason is not Reason.TOMBSTONE:
+            skip(log, "control", record.where, command)
+    return commands
 
 
 async def read_to_end(

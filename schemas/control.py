@@ -6,7 +6,7 @@ ignores any command at or below it, so a recorded signed command cannot be repla
 later one. Commands published before sequences existed are ordered by `requested_at_ms`.
 
 Every command has a `type`; a reader that meets a type it does not know (a newer writer's)
-skips it with a log line (see `bus.control.unknown_type`).
+skips it with a log line (`schemas.records.decode_control`: reason `unknown_type`).
 """
 
 from __future__ import annotations

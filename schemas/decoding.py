@@ -1,6 +1,7 @@
 """Decode and validate one Kafka record into a TextEvent, or say why it cannot be one.
 
-One validating pass from the record's bytes (orjson), then the `TextEvent` contract. Refused:
+One validating pass from the record's bytes (`schemas.strictjson`, shared with the decoders of
+every other topic kind in `schemas.records`), then the `TextEvent` contract. Refused:
 anything UTF-8 cannot carry (invalid bytes, lone surrogate escapes such as ``"\\ud800"``
 anywhere: text, text_pair, id, metadata keys and values), NaN/Infinity literals and numbers
 that overflow a double, nesting deeper than `MAX_DEPTH`, and text with nothing visible in it
@@ -19,16 +20,15 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
 from schemas.deadletter import ErrorKind
 from schemas.events import TextEvent
+from schemas.strictjson import MAX_DEPTH, Refused, errors_line, parse_bounded, too_deep
 
-MAX_DEPTH = 32  # nesting of metadata (objects and arrays); orjson itself stops at 1024
+__all__ = ["MAX_DEPTH", "Rejected", "decode_event", "has_visible"]
 # Letters that render as nothing (Hangul fillers, braille blank): not in a C* or Z* category.
 _INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-_CONTAINERS = (dict, list)  # what orjson.loads builds for objects and arrays
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,24 +41,21 @@ def decode_event(value: bytes | None, max_bytes: int) -> TextEvent | Rejected:
     """Parse a record value. Never raises: bad input becomes a `Rejected` with a reason."""
     if value is None:
         return Rejected(ErrorKind.TOMBSTONE, "null value (tombstone); nothing to classify")
-    if len(value) > max_bytes:
-        return Rejected(ErrorKind.TOO_LARGE, f"value is {len(value)} bytes; limit is {max_bytes}")
-    try:
-        payload = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        return Rejected(ErrorKind.DECODE, f"not valid UTF-8 JSON: {exc}")
+    payload = parse_bounded(value, max_bytes)
+    if isinstance(payload, Refused):
+        return Rejected(ErrorKind(payload.kind), payload.message)
     if not isinstance(payload, dict):
         return Rejected(ErrorKind.SCHEMA, f"expected a JSON object, got {type(payload).__name__}")
     text = payload.get("text")
     if "text" not in payload or (isinstance(text, str) and not has_visible(text)):
         return Rejected(ErrorKind.EMPTY_TEXT, _empty_reason(payload))
     metadata = payload.get("metadata")
-    if type(metadata) in _CONTAINERS and _too_deep(metadata, 1):
+    if too_deep(metadata):
         return Rejected(ErrorKind.SCHEMA, f"metadata nests deeper than {MAX_DEPTH} levels")
     try:
         return TextEvent.model_validate(payload)
     except ValidationError as exc:
-        return Rejected(ErrorKind.SCHEMA, _errors(exc))
+        return Rejected(ErrorKind.SCHEMA, errors_line(exc))
 
 
 def has_visible(text: str) -> bool:
@@ -75,25 +72,10 @@ def has_visible(text: str) -> bool:
 def nests_too_deep(value: Any) -> bool:
     """Whether a parsed JSON value nests objects and arrays more than `MAX_DEPTH` levels below
     its top (what `decode_event` refuses in an event's metadata)."""
-    return type(value) in _CONTAINERS and _too_deep(value, 0)
-
-
-def _too_deep(value: Any, depth: int) -> bool:
-    if depth > MAX_DEPTH:
-        return True
-    for child in value.values() if type(value) is dict else value:
-        if type(child) in _CONTAINERS and _too_deep(child, depth + 1):
-            return True
-    return False
+    return too_deep(value, 0)
 
 
 def _empty_reason(payload: dict[str, Any]) -> str:
     if "text" not in payload:
         return "missing field 'text'" + ("; id: Field required" if "id" not in payload else "")
     return "text is empty or has no visible character (only whitespace, control or format)"
-
-
-def _errors(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in exc.errors()
-    )

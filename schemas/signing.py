@@ -1,12 +1,22 @@
-"""HMAC-SHA256 signatures over a message's JSON (every field but the signature itself)."""
+"""HMAC-SHA256 signatures of messages made with the shared control key.
+
+Two places carry one (docs/operations.md, "Signing"):
+- the record header `streamclf-signature`: the hex HMAC of the record's value bytes exactly as
+  stored, checked before anything of the value is parsed (`sign_value`, `verify_value`);
+- the `signature` field: the HMAC of the message's JSON without that field (`Signed`), the
+  older form, still written for readers that know only it and accepted without a header.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from typing import Self
 
 from pydantic import BaseModel
+
+SIGNATURE_HEADER = "streamclf-signature"
 
 
 class Signed(BaseModel):
@@ -30,6 +40,25 @@ class Signed(BaseModel):
             return False
         expected = hmac.new(key.encode(), self.signing_payload(), hashlib.sha256).hexdigest()
         return hmac.compare_digest(expected, self.signature)
+
+
+def sign_value(key: str, value: bytes) -> bytes:
+    """The `streamclf-signature` header value of a record value: its hex HMAC-SHA256."""
+    return hmac.new(key.encode(), value, hashlib.sha256).hexdigest().encode()
+
+
+def verify_value(key: str, value: bytes, signature: bytes) -> bool:
+    """True when `signature` (a header value) is the HMAC of `value` under `key`."""
+    return hmac.compare_digest(sign_value(key, value), signature)
+
+
+def header_signature(headers: Iterable[tuple[str, bytes | None]] | None) -> bytes | None:
+    """The value of the last `streamclf-signature` header (None: the record has none)."""
+    found = None
+    for name, value in headers or ():
+        if name == SIGNATURE_HEADER:
+            found = value if isinstance(value, bytes) else b""
+    return found
 
 
 PLACEHOLDER_KEYS = frozenset({"CHANGE-ME", "CHANGEME", "changeme", "change-me"})

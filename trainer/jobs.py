@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 
+from schemas.signing import verify_value
 from schemas.training import TrainJob
 from trainer.exceptions import JobError
 
@@ -45,8 +46,14 @@ def confined_paths(job: TrainJob, root: Path) -> dict[str, str | None]:
     return out
 
 
-def check_promotion(job: TrainJob, key: str | None) -> None:
-    """A job that asks to promote must be signed with the control key; JobError if not."""
+def check_promotion(
+    job: TrainJob, key: str | None, header: bytes | None = None, value: bytes | None = None
+) -> None:
+    """A job that asks to promote must be signed with the control key; JobError if not.
+
+    Signed means: the record's `streamclf-signature` `header` is the HMAC of its `value`
+    bytes, or (without that header) the job's `signature` field verifies.
+    """
     if not job.promote:
         return
     if not key:
@@ -54,7 +61,10 @@ def check_promotion(job: TrainJob, key: str | None) -> None:
             "promote: refused, no control key is configured (STREAMCLF_CONTROL_KEY); promotion "
             "through the jobs topic needs a job signed with it"
         )
-    if not job.verify(key):
+    if header is not None:
+        if value is None or not verify_value(key, value, header):
+            raise JobError("promote: refused, the job is badly signed (its header signature)")
+    elif not job.verify(key):
         why = "unsigned" if not job.signature else "badly signed"
         raise JobError(f"promote: refused, the job is {why} (sign it with the control key)")
 

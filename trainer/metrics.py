@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, start_http_server
 
+# job and feedback records skipped: declared once in bus/rejected.py, shared by every reader
+from bus.rejected import REJECTED_RECORDS as REJECTED_RECORDS
+
 RESULTS = Counter("streamclf_trainer_results_total", "Results published, by status", ["status"])
 FEEDBACK = Counter(
     "streamclf_trainer_feedback_total", "Corrected labels stored, by model", ["model"]

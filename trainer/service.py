@@ -1,14 +1,15 @@
 """`streamclf trainer serve`: training jobs and feedback in, progress and results out.
 
 Jobs run one at a time in a thread (the event loop keeps the consumer alive); an offset is
-committed only after the record's result has been published. A malformed job or feedback event
-is answered with an `invalid` result and never stops the service.
+committed only after the record's result has been published. Records are read through the
+strict decoders of `schemas.records`: a malformed job or feedback event is counted
+(`streamclf_rejected_records_total`), logged once, answered with an `invalid` result and
+committed past; it never stops the service.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import time
@@ -18,12 +19,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from bus.clients import make_consumer, make_producer
+from bus.rejected import TopicKind, skip
 from bus.settings import KafkaSettings
 from bus.topics import create_topics
 from bus.types import ConsumerRecord, Producer, TopicPartition
 from modelstore.exceptions import ModelStoreError
 from modelstore.store import ModelStore
-from schemas.training import Feedback, TrainJob, TrainResult
+from schemas.records import Rejection, decode_feedback, decode_job
+from schemas.signing import header_signature
+from schemas.strictjson import errors_line
+from schemas.training import TrainResult
 from trainer import metrics
 from trainer.checkpoint import Checkpoint
 from trainer.config import HYPERPARAMETERS, Progress, TrainConfig
@@ -56,14 +61,13 @@ def _where(record: ConsumerRecord) -> str:
     return f"{record.topic}[{record.partition}]@{record.offset}"
 
 
-def _job_id(raw: bytes | None, record: ConsumerRecord) -> str:
-    try:
-        value = json.loads(raw or b"")
-        if isinstance(value, dict) and isinstance(value.get("job_id"), str):
-            return value["job_id"]
-    except ValueError:
-        pass
-    return _where(record)
+def _job_id(record: ConsumerRecord) -> str:
+    """The record's own `job_id` when it has one (read by the strict decoder), else its place."""
+    job = decode_job(record.value)
+    if not isinstance(job, Rejection):
+        return job.job_id
+    job_id = job.payload.get("job_id") if job.payload else None
+    return job_id if isinstance(job_id, str) and job_id else _where(record)
 
 
 def _summary(outcome: TrainOutcome) -> dict[str, Any]:
@@ -159,37 +163,50 @@ class TrainerService:
             log.exception("%s: %s", _where(record), exc)
             await self.publish(
                 TrainResult(
-                    job_id=_job_id(record.value, record),
+                    job_id=_job_id(record),
                     status="failed",
                     error=f"{_where(record)}: {type(exc).__name__}: {exc}",
                 )
             )
 
-    async def _invalid(self, record: ConsumerRecord, error: str, model: str | None = None) -> None:
-        log.warning("%s: %s", _where(record), error)
+    async def _invalid(
+        self, record: ConsumerRecord, error: str, model: str | None = None, logged: bool = False
+    ) -> None:
+        if not logged:
+            log.warning("%s: %s", _where(record), error)
         await self.publish(
             TrainResult(
-                job_id=_job_id(record.value, record),
+                job_id=_job_id(record),
                 status="invalid",
                 model=model,
                 error=f"{_where(record)}: {error}",
             )
         )
 
+    async def _rejected(self, record: ConsumerRecord, kind: TopicKind, why: Rejection) -> None:
+        """A record that is not a message of its kind: counted, logged once, answered."""
+        skip(log, kind, _where(record), why)
+        what = "training job" if kind == "job" else "feedback"
+        await self._invalid(record, f"malformed {what}: {why.message}", logged=True)
+
     async def _job(self, record: ConsumerRecord) -> None:
+        job = decode_job(record.value)
+        if isinstance(job, Rejection):
+            await self._rejected(record, "job", job)
+            return
         try:
-            job = TrainJob.model_validate_json(record.value or b"")
             unknown = sorted(set(job.hyperparameters) - set(HYPERPARAMETERS))
             if unknown:
                 await self._invalid(record, f"unknown hyper-parameters {unknown}", job.model)
                 return
-            check_promotion(job, self.settings.control_key_value())
+            signature = header_signature(record.headers)
+            check_promotion(job, self.settings.control_key_value(), signature, record.value)
             paths = confined_paths(job, self.settings.data_root)
             config = TrainConfig(
                 model=job.model, base_version=job.base_version, **paths, **job.hyperparameters
             )
         except ValidationError as exc:
-            await self._invalid(record, f"malformed training job: {_errors(exc)}")
+            await self._invalid(record, f"malformed training job: {errors_line(exc)}", job.model)
             return
         except JobError as exc:
             await self._invalid(record, str(exc), job.model)
@@ -272,10 +289,9 @@ class TrainerService:
         return result.model_copy(update={"promoted": True, "metrics": metrics})
 
     async def _feedback(self, record: ConsumerRecord) -> None:
-        try:
-            event = Feedback.model_validate_json(record.value or b"")
-        except ValidationError as exc:
-            await self._invalid(record, f"malformed feedback: {_errors(exc)}")
+        event = decode_feedback(record.value)
+        if isinstance(event, Rejection):
+            await self._rejected(record, "feedback", event)
             return
         model = event.model or self.settings.feedback_model
         if not model:
@@ -325,7 +341,3 @@ class TrainerService:
         )
         self.feedback.mark_trained(model, upto)
         return result
-
-
-def _errors(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())

@@ -5,6 +5,11 @@ with the highest sequence is the one in force (not the last one by offset: a rep
 command lands at the end). `starting_version` weighs it against the store's active pointer.
 Then new commands are applied as they come, and any command whose sequence is not above the
 one in force for its model is ignored as stale (a replay, or one overtaken by a newer one).
+
+Every record goes through the strict decoder (`schemas.records.decode_control`; with a key the
+header signature is checked on the raw bytes first): a bad one is counted in
+`streamclf_rejected_records_total{topic_kind="control"}`, logged once with its offset and
+skipped, at start-up and while running; it never stops the worker.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bus.control import decode_control, unknown_type
-from bus.types import Consumer, TopicPartition
+from bus.rejected import skip
+from bus.types import Consumer, ConsumerRecord, TopicPartition
 from modelstore.store import ModelStore
 from schemas.control import AnyControl, ControlCommand, SwapModel
+from schemas.records import Reason, Rejection, decode_control
+from schemas.signing import header_signature
 
 log = logging.getLogger(__name__)
 Apply = Callable[[AnyControl], Awaitable[None]]
@@ -56,24 +63,20 @@ class ControlListener:
     def signing(self) -> bool:
         return bool(self.key)
 
-    def _verified(self, raw: bytes | None, offset: int) -> AnyControl | None:
-        command = decode_control(raw)
-        where = f"{self.tp.topic}[0]@{offset}"
-        if command is None:
-            if (kind := unknown_type(raw)) is not None:
-                log.info(
-                    "control: %s: unknown command type %r (a newer writer?); ignored", where, kind
-                )
-            elif raw is not None:
-                self._reject(f"{where}: unreadable control message")
+    def _verified(self, record: ConsumerRecord[bytes, bytes]) -> AnyControl | None:
+        """The record's command when it is valid, signed (with a key) and for our models."""
+        where = f"{self.tp.topic}[{record.partition}]@{record.offset}"
+        command = decode_control(record.value, self.key, header_signature(record.headers))
+        if not isinstance(command, Rejection):
+            return command if command.model in self.models else None
+        if command.reason is Reason.TOMBSTONE:  # compaction's deletes: nothing to apply
             return None
-        if command.model not in self.models:
+        if command.reason is Reason.UNKNOWN_TYPE:  # a newer writer's: not an error
+            skip(log, "control", where, command, logging.INFO)
             return None
-        if self.key and not command.verify(self.key):
-            why = "unsigned" if not command.signature else "badly signed"
-            self._reject(f"{where}: {why} {command.type} for {command.model}; ignored")
-            return None
-        return command
+        if skip(log, "control", where, command):
+            self._count(f"{where}: {command.message}; ignored")
+        return None
 
     def _fresh(self, command: ControlCommand, offset: int) -> bool:
         """True (and now in force) when the command is newer than the one in force."""
@@ -88,9 +91,13 @@ class ControlListener:
         return True
 
     def _reject(self, message: str) -> None:
+        self._count(message)
+        log.warning("control: %s", message)
+
+    def _count(self, message: str) -> None:
+        """One more rejected command for the heartbeat (`rejected_control`, the last error)."""
         self.rejected += 1
         self.last_rejection = message
-        log.warning("control: %s", message)
 
     def set_in_force(self, model: str, sequence: int) -> None:
         """Record the sequence of the command behind the version this worker started with."""
@@ -106,7 +113,7 @@ class ControlListener:
         while loop.time() < deadline:
             batch = await self.consumer.getmany(self.tp, timeout_ms=300)
             for record in batch.get(self.tp, []):
-                command = self._verified(record.value, record.offset)
+                command = self._verified(record)
                 if command is None:
                     continue
                 self.history.append(command)
@@ -125,6 +132,6 @@ class ControlListener:
         while True:
             batch = await self.consumer.getmany(self.tp, timeout_ms=1000)
             for record in batch.get(self.tp, []):
-                command = self._verified(record.value, record.offset)
+                command = self._verified(record)
                 if command is not None and self._fresh(command, record.offset):
                     await apply(command)

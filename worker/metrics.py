@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
+# control records skipped: declared once in bus/rejected.py, shared by every reader
+from bus.rejected import REJECTED_RECORDS as REJECTED_RECORDS
 from schemas.engine import EngineChoice
 
 EVENTS_IN = Counter("streamclf_events_in_total", "Events consumed", ["topic"])

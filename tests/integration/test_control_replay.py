@@ -11,6 +11,7 @@ from bus.settings import KafkaSettings
 from modelstore.labels import PRESET_LABELS
 from modelstore.presets import init_model
 from modelstore.store import ModelStore
+from schemas.control import SwapModel
 from tests.integration.harness import WorkerProcess, collect, make_topics, produce, text_events
 from tests.integration.test_hot_swap import cli, make_store, stop_all, topics_env, wait_workers
 
@@ -66,7 +67,7 @@ async def test_a_replayed_signed_swap_does_not_downgrade_running_or_restarted_wo
 async def test_commands_carry_an_increasing_signed_sequence(
     broker, tiny_store: Path, uid: str, tmp_path: Path
 ) -> None:
-    from bus.control import decode_control
+    from schemas.records import decode_control
 
     store = make_store(tiny_store, tmp_path / "store")
     env = topics_env(uid, f"key-{uid}")
@@ -75,7 +76,7 @@ async def test_commands_carry_an_increasing_signed_sequence(
                                    "--store", str(store))  # fmt: skip
         assert code == 0, out + err
     commands = [decode_control(v) for _, v in await control_records(broker, f"control-{uid}")]
-    sequences = [c.sequence for c in commands if c is not None]
+    sequences = [c.sequence for c in commands if isinstance(c, SwapModel)]
     assert len(sequences) == 3 and sequences == sorted(set(sequences)), sequences
     assert ModelStore(store).active_record("news").sequence == sequences[-1]
     tampered = commands[0].model_copy(update={"sequence": sequences[-1] + 1})

@@ -6,9 +6,9 @@ import json
 
 from admin.compare import build_report
 from admin.rollouts import check_evidence
-from bus.control import decode_control, unknown_type
 from bus.rollout import RolloutBook
 from schemas.control import CanaryModel, ShadowModel, SwapModel
+from schemas.records import Reason, Rejection, decode_control
 from schemas.rollout import ShadowResult
 from worker.rollout import in_canary, in_shadow
 
@@ -88,11 +88,12 @@ def test_rollout_commands_are_keyed_apart_from_swaps_and_signed() -> None:
 
 def test_unknown_command_types_are_recognised_not_crashed_on() -> None:
     raw = json.dumps({"type": "teleport", "model": "news"}).encode()
-    assert decode_control(raw) is None and unknown_type(raw) == "teleport"
-    assert (
-        unknown_type(b"not json") is None
-        and unknown_type(shadow("v2", 1).model_dump_json().encode()) is None
-    )
+    unknown = decode_control(raw)
+    assert isinstance(unknown, Rejection) and unknown.reason is Reason.UNKNOWN_TYPE
+    assert "'teleport'" in unknown.message
+    not_json = decode_control(b"not json")
+    assert isinstance(not_json, Rejection) and not_json.reason is Reason.DECODE
+    assert isinstance(decode_control(shadow("v2", 1).model_dump_json().encode()), ShadowModel)
 
 
 def result(i: int, active: str, cand: str, cached: bool = False) -> ShadowResult:
