@@ -6,6 +6,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from modelstore.reference import drift_reference
 from modelstore.store import ModelStore, utc_now
 from schemas.card import ModelCard
 
@@ -77,8 +78,9 @@ def init_model(
     """Write a new randomly initialised version of `name`; return the version."""
 
     def write(tmp: Path) -> ModelCard:
-        build_model(preset, labels, seed).save_pretrained(tmp, safe_serialization=True)
-        build_tokenizer().save_pretrained(tmp)
+        model, tokenizer = build_model(preset, labels, seed), build_tokenizer()
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
         return ModelCard(
             name=name,
             version="pending",
@@ -87,6 +89,7 @@ def init_model(
             labels=labels,
             preset=preset,
             hyperparameters={"seed": seed},
+            drift_reference=drift_reference(tmp, model, tokenizer),
         )
 
     return store.add_version(name, write)

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.drift import DriftReference
+
 
 class DataFile(BaseModel):
     path: str
@@ -31,3 +33,5 @@ class ModelCard(BaseModel):
     duration_s: float | None = None
     libraries: dict[str, str] = Field(default_factory=dict)
     weights_sha256: str | None = None
+    # what its answers look like on its dev (trained) or probe (init, import) texts
+    drift_reference: DriftReference | None = None
