@@ -46,6 +46,7 @@ def worker_row(status: WorkerStatus, stale: bool, now_ms: int | None = None) -> 
         "last_error": status.last_error,
         "last_swap": last_swap.model_dump() if last_swap else None,
         "rollouts": [r.model_dump() for r in status.rollouts],
+        "drift": {m: d.model_dump() for m, d in status.drift.items()},
     }
 
 

@@ -16,6 +16,17 @@ from pydantic import BaseModel, ConfigDict, Field
 LENGTH_EDGES: tuple[int, ...] = (8, 16, 32, 64, 128, 256)
 LENGTH_BUCKETS = len(LENGTH_EDGES) + 1
 LOW_MARGIN = 0.2  # top-1 minus top-2 probability under this is a low-margin answer
+# Default alert thresholds (deploy/prometheus/alerts.yml, docs/operations.md): a figure over
+# its threshold, with at least MIN_WINDOW_EVENTS answers in the window, is drift.
+THRESHOLDS: dict[str, float] = {
+    "label_psi": 0.25,
+    "length_psi": 0.25,
+    "top1_drop": 0.10,
+    "low_margin_rise": 0.15,
+    "truncated_share": 0.05,
+    "dead_letter_share": 0.01,
+}
+MIN_WINDOW_EVENTS = 200
 
 
 def length_bucket(chars: int) -> int:
@@ -57,6 +68,28 @@ class DriftSnapshot(BaseModel):
     truncated_share: float | None = None
     dead_letter_share: float | None = None
     reference_source: str | None = None
+
+    @property
+    def top1_drop(self) -> float | None:
+        if self.mean_top1 is None or self.reference_mean_top1 is None:
+            return None
+        return self.reference_mean_top1 - self.mean_top1
+
+    @property
+    def low_margin_rise(self) -> float | None:
+        if self.low_margin_share is None or self.reference_low_margin_share is None:
+            return None
+        return self.low_margin_share - self.reference_low_margin_share
+
+    def figures(self) -> dict[str, float | None]:
+        """Every figure that has a default threshold, by the threshold's name."""
+        return {name: getattr(self, name) for name in THRESHOLDS}
+
+    def over(self) -> list[str]:
+        """The figures over their default threshold (none while the window is too small)."""
+        if self.window_events < MIN_WINDOW_EVENTS:
+            return []
+        return [k for k, v in self.figures().items() if v is not None and v > THRESHOLDS[k]]
 
 
 def shares(counts: Sequence[float]) -> list[float]:

@@ -136,6 +136,9 @@ DRIFT_TOP1_DROP = _drift_gauge(
 DRIFT_LOW_MARGIN = _drift_gauge(
     "low_margin_share", "Share of answers whose top-1 minus top-2 score is under the margin"
 )
+DRIFT_LOW_MARGIN_RISE = _drift_gauge(
+    "low_margin_rise", "Low-margin share of the window minus the version's reference share"
+)
 DRIFT_TRUNCATED = _drift_gauge("truncated_share", "Share of texts cut at max_length")
 DRIFT_DEAD = _drift_gauge(
     "dead_letter_share", "Share of the window's events that became dead letters"
@@ -147,6 +150,7 @@ _DRIFT_GAUGES = (
     DRIFT_MEAN_TOP1,
     DRIFT_TOP1_DROP,
     DRIFT_LOW_MARGIN,
+    DRIFT_LOW_MARGIN_RISE,
     DRIFT_TRUNCATED,
     DRIFT_DEAD,
 )
@@ -176,8 +180,10 @@ def record_drift(model: str, snap: DriftSnapshot) -> None:
     for gauge, value in pairs:
         if value is not None:
             gauge.labels(model, v).set(value)
-    if snap.mean_top1 is not None and snap.reference_mean_top1 is not None:
-        DRIFT_TOP1_DROP.labels(model, v).set(snap.reference_mean_top1 - snap.mean_top1)
+    if (drop := snap.top1_drop) is not None:
+        DRIFT_TOP1_DROP.labels(model, v).set(drop)
+    if (rise := snap.low_margin_rise) is not None:
+        DRIFT_LOW_MARGIN_RISE.labels(model, v).set(rise)
 
 
 def forget_drift(model: str, version: str) -> None:

@@ -271,11 +271,10 @@ class ModelPipeline:
 
     def _drift_batch(self) -> None:
         """Dead letters of the batch into the window; the gauges once per batch."""
-        dead = self.publisher.take_dead(self.model)
         drift = self.drift
         if drift is None:
             return
-        if dead:
+        if dead := self.publisher.take_dead(self.model):
             drift.dead_letter(dead)
         drift.end_batch()
         metrics.record_drift(self.model, drift.snapshot())
