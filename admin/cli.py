@@ -12,6 +12,7 @@ from admin.commands import (
     drift,
     model_ops,
     models,
+    review,
     rollout,
     schemas_cmd,
     stack,
@@ -46,6 +47,7 @@ app.command("predict")(predict)
 app.command("status")(status)
 app.command("bench")(bench)
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(review.app, name="review")
 app.add_typer(schemas_cmd.app, name="schemas")
 train_cmds.register(app)  # train, eval, trainer serve
 model_ops.register(models.app)  # models import-uer, models promote

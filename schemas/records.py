@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from schemas.control import CONTROL_TYPES, AnyControl, control_adapter
-from schemas.review import ReviewRequest
+from schemas.review import ReviewAnswer, ReviewRequest
 from schemas.rollout import ShadowResult
 from schemas.signing import verify_value
 from schemas.status import WorkerStatus
@@ -118,6 +118,13 @@ def decode_review(
 ) -> ReviewRequest | Rejection:
     """A review request from a review topic."""
     return _decode(value, ReviewRequest, max_bytes)
+
+
+def decode_answer(
+    value: bytes | None, max_bytes: int = REVIEW_MAX_BYTES
+) -> ReviewAnswer | Rejection:
+    """A reviewer's answer (a line of a `streamclf review send` file)."""
+    return _decode(value, ReviewAnswer, max_bytes)
 
 
 def _decode(value: bytes | None, model: type[M], max_bytes: int) -> M | Rejection:
