@@ -85,9 +85,9 @@ class DriftSnapshot(BaseModel):
         """Every figure that has a default threshold, by the threshold's name."""
         return {name: getattr(self, name) for name in THRESHOLDS}
 
-    def over(self) -> list[str]:
+    def over(self, min_events: int = MIN_WINDOW_EVENTS) -> list[str]:
         """The figures over their default threshold (none while the window is too small)."""
-        if self.window_events < MIN_WINDOW_EVENTS:
+        if self.window_events < min_events:
             return []
         return [k for k, v in self.figures().items() if v is not None and v > THRESHOLDS[k]]
 
