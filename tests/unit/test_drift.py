@@ -90,3 +90,21 @@ def test_a_new_version_starts_a_new_window_and_no_reference_means_no_psi():
 def test_old_heartbeats_without_drift_still_read():
     old = {"worker_id": "w", "host": "h", "pid": 1, "at_ms": 0}
     assert WorkerStatus.model_validate(old).drift == {}
+
+
+def test_every_drift_figure_has_an_alert_at_its_documented_threshold():
+    from pathlib import Path
+
+    import yaml
+
+    from schemas.drift import MIN_WINDOW_EVENTS, THRESHOLDS
+
+    root = Path(__file__).resolve().parents[2]
+    rules = yaml.safe_load((root / "deploy/prometheus/alerts.yml").read_text(encoding="utf-8"))
+    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    ops = (root / "docs/operations.md").read_text(encoding="utf-8")
+    for name, limit in THRESHOLDS.items():
+        want = f"streamclf_drift_{name} > {limit:g} and on (model, version) "
+        want += f"streamclf_drift_window_events >= {MIN_WINDOW_EVENTS}"
+        assert want in exprs, name
+        assert f"`streamclf_drift_{name}`" in ops and f"{limit:g}" in ops, name
