@@ -58,7 +58,7 @@ class LoopConfig:
         )
     )
     window: int = 150  # drift window (answers); each phase streams at least this many
-    review_margin: float = 0.6
+    review_margin: float = 0.2
     review_rate_per_s: float = 100.0
     review_burst: int = 200
     review_weight: int = 3
@@ -96,7 +96,7 @@ def shipped_domains() -> Domains:
     return Domains(
         "chnsenticorp sample without book reviews",
         "its book reviews",
-        [r for r in train if not is_book(r[1])][:800],
+        [r for r in train if not is_book(r[1])][:600],
         [r for r in dev if not is_book(r[1])][:200],
         books[:150],
         books[150:],
@@ -129,7 +129,7 @@ def full_config() -> LoopConfig:
 
 
 def short_config() -> LoopConfig:
-    return LoopConfig(shipped_domains())
+    return LoopConfig(shipped_domains(), feedback_epochs=1, replay_sample=100)
 
 
 # -- parts -----------------------------------------------------------------------------------
