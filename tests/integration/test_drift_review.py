@@ -124,6 +124,9 @@ async def test_drift_moves_on_a_shifted_stream_and_reviews_are_bounded(
         assert {"length_psi", "truncated_share"} <= set(moved["over"])
         code, _ = await asyncio.to_thread(_drift, env)
         assert code == 1
+        status = await asyncio.to_thread(streamclf, "status", "--json", **env)
+        beat = json.loads(status.stdout)[0]["drift"]["news"]
+        assert beat["version"] == "v1" and beat["length_psi"] > 0.25
         gauges = _gauges(port, "news")
         assert gauges["streamclf_drift_length_psi"] == pytest.approx(moved["length_psi"], rel=0.5)
 

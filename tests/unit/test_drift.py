@@ -108,3 +108,22 @@ def test_every_drift_figure_has_an_alert_at_its_documented_threshold():
         want += f"streamclf_drift_window_events >= {MIN_WINDOW_EVENTS}"
         assert want in exprs, name
         assert f"`streamclf_drift_{name}`" in ops and f"{limit:g}" in ops, name
+
+
+def test_the_drift_table_shows_untrusted_names_as_text():
+    from rich.console import Console
+
+    from admin.commands.drift import drift_rows, drift_table
+
+    window = DriftWindow(LABELS, "v1[/]", _reference(0.5, 20), window_events=200)
+    for _ in range(20):
+        _feed(window, 10, 1, 400)
+    status = WorkerStatus(
+        worker_id="[bold red]w1", host="h", pid=1, at_ms=0, drift={"m": window.snapshot()}
+    )
+    rows = drift_rows([status], "m")
+    assert rows[0]["over"] == ["label_psi", "length_psi"]
+    console = Console(record=True, width=250)
+    console.print(drift_table(rows, "m"))
+    text = console.export_text()
+    assert "[bold red]w1" in text and "v1[/]" in text

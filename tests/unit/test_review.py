@@ -110,3 +110,29 @@ async def test_a_failing_review_producer_is_counted_and_the_router_keeps_going()
     assert not task.done()
     task.cancel()
     assert router.counts.failed == 3
+
+
+def test_review_records_are_read_through_the_strict_decoder():
+    from schemas.records import REVIEW_MAX_BYTES, Reason, Rejection, decode_answer, decode_review
+
+    good = ReviewRequest(
+        id="r", model="m", version="v1", text="t", label="a", label_id=0, score=0.5,
+        margin=0.0, reason="audit", source_topic="in", source_partition=0, source_offset=1,
+    ).model_dump_json().encode()  # fmt: skip
+    assert isinstance(decode_review(good), ReviewRequest)
+    cases = {
+        None: Reason.TOMBSTONE,
+        b"x" * (REVIEW_MAX_BYTES + 1): Reason.TOO_LARGE,
+        b"\xff{": Reason.DECODE,
+        b"[" * 100_000: Reason.DECODE,
+        b'{"id": "r"}': Reason.SCHEMA,
+        b"[1]": Reason.SCHEMA,
+    }
+    for value, reason in cases.items():
+        got = decode_review(value)
+        assert isinstance(got, Rejection) and got.reason == reason, (
+            value[:20] if value else value,
+            got,
+        )
+    assert isinstance(decode_answer(b'{"id": "r", "label": 1}'), object)
+    assert isinstance(decode_answer(b'{"id": "", "label": 1}'), Rejection)
