@@ -12,7 +12,6 @@ never holds a commit, and it never changes what goes to the labelled topic.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -162,11 +161,6 @@ class ReviewRouter:
                 self.counts.failed,
                 exc,
             )
-
-    async def close(self) -> None:
-        for fut in list(self._acks):
-            with contextlib.suppress(Exception):
-                fut.cancel()
 
 
 def _encode(
