@@ -59,6 +59,8 @@ class LoopConfig:
     )
     window: int = 150  # drift window (answers); each phase streams at least this many
     review_margin: float = 0.2
+    review_sample_rate: float = 0.0  # random audit share of the confident answers
+    worker_max_length: int = 64  # tokens the worker keeps (truncated beyond)
     review_rate_per_s: float = 100.0
     review_burst: int = 200
     review_weight: int = 3
@@ -117,15 +119,18 @@ def shared_domains(root: Path = SHARED) -> Domains:
     return Domains(
         "chnsenticorp (hotel and laptop reviews)",
         "book_review",
-        old_train[:4000],
+        old_train[:3000],
         old_dev[:400],
-        new_rows[:600],
+        new_rows[:1500],
         new_test[:1000],
     )
 
 
 def full_config() -> LoopConfig:
-    return LoopConfig(shared_domains(), window=400, replay_sample=1000, timeout_s=900.0)
+    first = dict(epochs=3, max_seq_len=128, batch_size=32, learning_rate=1e-3, seed=7, warmup=0.1)
+    return LoopConfig(shared_domains(), first, window=400, review_margin=0.6,
+                      review_sample_rate=0.3, worker_max_length=256, replay_sample=1000,
+                      timeout_s=900.0)  # fmt: skip
 
 
 def short_config() -> LoopConfig:
@@ -181,10 +186,10 @@ def _train_first(store: Path, data: Path, config: LoopConfig) -> str:
         return train(cfg, ModelStore(store)).version
 
 
-def _accuracy(store: Path, version: str, data_file: Path) -> float:
+def _accuracy(store: Path, version: str, data_file: Path, max_length: int) -> float:
     from trainer.evaluate import evaluate_dir
 
-    return round(evaluate_dir(store / MODEL / version, str(data_file), 64).accuracy, 4)
+    return round(evaluate_dir(store / MODEL / version, str(data_file), max_length).accuracy, 4)
 
 
 async def _produce(kafka: KafkaSettings, topic: str, prefix: str, rows: list[Row]) -> list[str]:
@@ -325,7 +330,7 @@ async def run_loop(
 
     say(f"1. train {MODEL} on {d.old} ({len(d.old_train)} rows)")
     v1 = await asyncio.to_thread(_train_first, store, data, config)
-    before = await asyncio.to_thread(_accuracy, store, v1, new_test)
+    before = await asyncio.to_thread(_accuracy, store, v1, new_test, config.worker_max_length)
     result["first"] = {"version": v1, "new_domain_accuracy": before}
     lap("trained")
 
@@ -336,11 +341,12 @@ async def run_loop(
         **env,
         "STREAMCLF_DRIFT_WINDOW_EVENTS": str(config.window),
         "STREAMCLF_REVIEW_MARGIN": str(config.review_margin),
+        "STREAMCLF_REVIEW_SAMPLE_RATE": str(config.review_sample_rate),
         "STREAMCLF_REVIEW_RATE_PER_S": str(config.review_rate_per_s),
         "STREAMCLF_REVIEW_BURST": str(config.review_burst),
         "STREAMCLF_TORCH_THREADS": "1",
         "STREAMCLF_ENGINE": "torch",
-        "STREAMCLF_MAX_LENGTH": str(config.first["max_seq_len"]),
+        "STREAMCLF_MAX_LENGTH": str(config.worker_max_length),
     }
     log_path = work / "worker.log"
     with log_path.open("ab") as log:
@@ -401,7 +407,9 @@ async def run_loop(
             raise RuntimeError(f"feedback round: {round_}")
         result["candidate"] = {
             "version": v2,
-            "new_domain_accuracy": await asyncio.to_thread(_accuracy, store, v2, new_test),
+            "new_domain_accuracy": await asyncio.to_thread(
+                _accuracy, store, v2, new_test, config.worker_max_length
+            ),
         }
         lap("candidate")
 
