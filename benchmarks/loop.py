@@ -134,8 +134,7 @@ def full_config() -> LoopConfig:
 
 
 def short_config() -> LoopConfig:
-    first = dict(epochs=2, max_seq_len=64, batch_size=32, learning_rate=1e-3, seed=7, warmup=0.1)
-    return LoopConfig(shipped_domains(), first, window=120, feedback_epochs=1, replay_sample=100)
+    return LoopConfig(shipped_domains(), window=120, feedback_epochs=1, replay_sample=100)
 
 
 # -- parts -----------------------------------------------------------------------------------
