@@ -154,3 +154,53 @@ async def test_drift_moves_on_a_shifted_stream_and_reviews_are_bounded(
         assert request.margin < 0.5
     labelled = await collect(broker, [f"{topic}.labelled"], 10_000, 10, quiet_s=2)
     assert len(labelled) == len(probes) + len(shifted)  # reviews never change the output
+
+
+async def test_review_requests_the_broker_refuses_never_hold_the_output_or_commits(
+    broker, tiny_store, uid, tmp_path
+):
+    """Each review request (the text plus scores) is over the producer's record limit, the
+    input and its labelled event are under it: every review send fails, and is counted."""
+    topic, review = f"rf-{uid}", f"rf-{uid}.review"
+    await make_topics(broker, [topic], 2)
+    values = [
+        json.dumps({"id": f"big{i}", "text": "长" * 20_000}, ensure_ascii=False).encode()
+        for i in range(20)
+    ]
+    limit = max(len(v) for v in values) + 300  # a review request adds ~700 bytes
+    port = free_port()
+    worker = WorkerProcess(
+        broker,
+        tiny_store,
+        [f"{topic}=news"],
+        f"g-{uid}",
+        tmp_path,
+        env={
+            "STREAMCLF_KAFKA_MAX_MESSAGE_BYTES": str(limit),
+            "STREAMCLF_METRICS_PORT": str(port),
+            "STREAMCLF_METRICS_HOST": "127.0.0.1",
+            "STREAMCLF_REVIEW_TOPIC": review,
+            "STREAMCLF_REVIEW_MARGIN": "0.5",
+        },
+    ).start()
+    try:
+        await produce(broker, topic, values)
+        out = await collect(broker, [f"{topic}.labelled"], len(values), 120)
+        assert len(out) == len(values), worker.log()
+        for _ in range(60):
+            if await committed_equals_high_water(broker, topic, f"g-{uid}"):
+                break
+            await asyncio.sleep(1)
+        assert await committed_equals_high_water(broker, topic, f"g-{uid}"), worker.log()
+        for _ in range(30):
+            gauges = _gauges(port, "news")
+            if gauges.get("streamclf_review_dropped_total[failed]", 0) >= len(values):
+                break
+            await asyncio.sleep(1)
+        assert gauges["streamclf_review_dropped_total[failed]"] == len(values)
+        assert gauges.get("streamclf_review_sent_total", 0) == 0
+        assert worker.alive()
+    finally:
+        assert worker.stop() == 0, worker.log()
+    assert await collect(broker, [review], 1, 5, quiet_s=1) == []
+    assert "review request to" in worker.log()
