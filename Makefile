@@ -8,7 +8,7 @@ PIP := $(PY) -m pip
 BIN := $(VENV)/bin
 export STREAMCLF_STATE_DIR ?= $(CURDIR)/.streamclf
 
-.PHONY: install examples-env test unit integration lint demo bench bench-quick chaos clean validate-deploy
+.PHONY: install examples-env test unit integration lint demo bench bench-quick chaos loop clean validate-deploy
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -57,6 +57,12 @@ bench-quick: install
 # writes benchmarks/results/chaos.json (the short version runs in `make test`).
 chaos: install
 	$(PY) -m benchmarks.chaos; status=$$?; $(PY) -m benchmarks.chaos.readme --write; exit $$status
+
+# Drift -> review -> labels back -> candidate -> shadow -> promote, on a real domain shift
+# (hotel to book reviews from ../shared/data): writes benchmarks/results/loop.json
+# (the short version, on the shipped sample, runs in `make test`).
+loop: install
+	$(PY) -m benchmarks.loop
 
 clean:
 	rm -rf $(VENV) $(EXAMPLES_VENV) .streamclf .pytest_cache

@@ -7,7 +7,18 @@ import sys
 
 import typer
 
-from admin.commands import dlq, model_ops, models, rollout, schemas_cmd, stack, stream, topics
+from admin.commands import (
+    dlq,
+    drift,
+    model_ops,
+    models,
+    review,
+    rollout,
+    schemas_cmd,
+    stack,
+    stream,
+    topics,
+)
 from admin.commands import train as train_cmds
 from admin.commands.bench import bench
 from admin.commands.predict import predict
@@ -36,10 +47,12 @@ app.command("predict")(predict)
 app.command("status")(status)
 app.command("bench")(bench)
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(review.app, name="review")
 app.add_typer(schemas_cmd.app, name="schemas")
 train_cmds.register(app)  # train, eval, trainer serve
 model_ops.register(models.app)  # models import-uer, models promote
 rollout.register(models.app)  # models shadow, models canary, models compare
+drift.register(models.app)  # models drift
 
 
 def main() -> None:

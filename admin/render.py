@@ -68,6 +68,7 @@ def worker_row(
         "last_error": status.last_error,
         "last_swap": last_swap.model_dump() if last_swap else None,
         "rollouts": [r.model_dump() for r in status.rollouts],
+        "drift": {m: d.model_dump() for m, d in status.drift.items()},
     }
 
 

@@ -15,10 +15,10 @@ from prometheus_client import Counter
 
 from schemas.records import Rejection
 
-TopicKind = Literal["control", "job", "feedback", "status", "shadow"]
+TopicKind = Literal["control", "job", "feedback", "status", "shadow", "review"]
 REJECTED_RECORDS = Counter(
     "streamclf_rejected_records_total",
-    "Records of the control, jobs, feedback, status and shadow topics that were skipped",
+    "Records of the control, jobs, feedback, status, shadow and review topics that were skipped",
     ["topic_kind", "reason"],
 )
 _SEEN_MAX = 10_000

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from modelstore.exceptions import ModelStoreError, NotACheckpoint, UnsafeWeights
 from modelstore.hub import fetch, looks_like_hub_id
+from modelstore.reference import drift_reference
 from modelstore.store import WEIGHTS_FILE, ModelStore, utc_now
 from schemas.card import ModelCard
 
@@ -80,7 +81,7 @@ def import_checkpoint(
         convert_weights(src, tmp)
         from modelstore.loading import load_classifier
 
-        load_classifier(tmp)  # proves it loads before it is stored
+        model, tokenizer = load_classifier(tmp)  # proves it loads before it is stored
         return ModelCard(
             name=name,
             version="pending",
@@ -88,6 +89,7 @@ def import_checkpoint(
             source="import",
             labels=labels,
             hyperparameters=_provenance(source, src, revision),
+            drift_reference=drift_reference(tmp, model, tokenizer),
         )
 
     return store.add_version(name, write)

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from modelstore.reference import drift_reference
 from modelstore.store import ModelStore, utc_now
 from schemas.card import ModelCard
 
@@ -142,8 +143,9 @@ def init_model(
         hyperparameters["encoder_sha256"] = encoder_sha256(PRETRAINED[preset])
 
     def write(tmp: Path) -> ModelCard:
-        build_model(preset, labels, seed).save_pretrained(tmp, safe_serialization=True)
-        build_tokenizer(preset).save_pretrained(tmp)
+        model, tokenizer = build_model(preset, labels, seed), build_tokenizer(preset)
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
         return ModelCard(
             name=name,
             version="pending",
@@ -152,6 +154,7 @@ def init_model(
             labels=labels,
             preset=preset,
             hyperparameters=hyperparameters,
+            drift_reference=drift_reference(tmp, model, tokenizer),
         )
 
     return store.add_version(name, write)

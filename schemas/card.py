@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.drift import DriftReference
+
 
 class DataFile(BaseModel):
     path: str
@@ -35,3 +37,5 @@ class ModelCard(BaseModel):
     # config.json, tokenizer files, ONNX graphs and manifest; not card.json). Empty on cards
     # written before per-file hashes: only `weights_sha256` is checked for those.
     files: dict[str, str] = Field(default_factory=dict)
+    # what its answers look like on its dev (trained) or probe (init, import) texts
+    drift_reference: DriftReference | None = None

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from schemas.deadletter import DeadLetter
 from schemas.events import LabelledEvent, TextEvent
+from schemas.review import ReviewRequest
 from schemas.rollout import ShadowResult
 
 PUBLISHED: dict[str, type[BaseModel]] = {
@@ -20,6 +21,7 @@ PUBLISHED: dict[str, type[BaseModel]] = {
     "LabelledEvent": LabelledEvent,
     "DeadLetter": DeadLetter,
     "ShadowResult": ShadowResult,
+    "ReviewRequest": ReviewRequest,
 }
 
 

@@ -1,5 +1,5 @@
 """Strict decoders for every topic kind but the input: control commands, training jobs,
-feedback, heartbeats and shadow results.
+feedback, heartbeats, shadow results and review requests.
 
 Each is one bounded, validating pass (`schemas.strictjson`: size before parsing, orjson,
 nesting at most `MAX_DEPTH`), then the kind's pydantic model. None raises: a decoder returns
@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from schemas.control import CONTROL_TYPES, AnyControl, control_adapter
+from schemas.review import ReviewAnswer, ReviewRequest
 from schemas.rollout import ShadowResult
 from schemas.signing import verify_value
 from schemas.status import WorkerStatus
@@ -30,6 +31,7 @@ JOB_MAX_BYTES = 64 * KiB
 FEEDBACK_MAX_BYTES = 1024 * KiB
 STATUS_MAX_BYTES = 1024 * KiB
 SHADOW_MAX_BYTES = 64 * KiB
+REVIEW_MAX_BYTES = 2048 * KiB  # carries the event's text
 
 
 class Reason(StrEnum):
@@ -109,6 +111,20 @@ def decode_shadow(
     value: bytes | None, max_bytes: int = SHADOW_MAX_BYTES
 ) -> ShadowResult | Rejection:
     return _decode(value, ShadowResult, max_bytes)
+
+
+def decode_review(
+    value: bytes | None, max_bytes: int = REVIEW_MAX_BYTES
+) -> ReviewRequest | Rejection:
+    """A review request from a review topic."""
+    return _decode(value, ReviewRequest, max_bytes)
+
+
+def decode_answer(
+    value: bytes | None, max_bytes: int = REVIEW_MAX_BYTES
+) -> ReviewAnswer | Rejection:
+    """A reviewer's answer (a line of a `streamclf review send` file)."""
+    return _decode(value, ReviewAnswer, max_bytes)
 
 
 def _decode(value: bytes | None, model: type[M], max_bytes: int) -> M | Rejection:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.drift import DriftSnapshot
 from schemas.engine import EngineChoice
 
 
@@ -58,3 +59,5 @@ class WorkerStatus(BaseModel):
     # model -> backend/precision of its active version, agreement with fp32, probe speed
     # (added later: old readers ignore it, old heartbeats read as empty)
     engines: dict[str, EngineChoice] = Field(default_factory=dict)
+    # model -> drift of its stream from the active version's reference (added later too)
+    drift: dict[str, DriftSnapshot] = Field(default_factory=dict)

@@ -49,3 +49,5 @@ class Feedback(BaseModel):
     text: str = Field(min_length=1)
     text_pair: str | None = None
     label: str | int
+    # "review": a person's answer to a review request (`streamclf review`); weighted in rounds
+    source: str | None = Field(default=None, max_length=64)

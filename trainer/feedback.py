@@ -16,6 +16,7 @@ from trainer.exceptions import JobError
 FEEDBACK_DIR = ".feedback"
 LOG_FILE = "feedback.jsonl"
 STATE_FILE = "state.json"
+REVIEW_SOURCE = "review"  # Feedback.source of a person's answer to a review request
 
 
 class FeedbackLog:
@@ -35,6 +36,8 @@ class FeedbackLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         count = self.count(model)
         row = {"id": event.id, "text": event.text, "text_pair": event.text_pair, "label": label}
+        if event.source:
+            row["source"] = event.source
         with path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             fh.flush()
@@ -63,18 +66,20 @@ class FeedbackLog:
         tmp.write_text(json.dumps(state), encoding="utf-8")
         os.replace(tmp, self._dir(model) / STATE_FILE)
 
-    def examples(self, model: str, start: int, end: int) -> list[Example]:
-        """Lines [start, end) of the log; a later correction of the same id replaces an earlier one."""
-        latest: dict[str, Example] = {}
+    def examples(self, model: str, start: int, end: int, review_weight: int = 1) -> list[Example]:
+        """Lines [start, end) of the log; a later correction of the same id replaces an earlier
+        one; a reviewed example (source "review") is repeated `review_weight` times."""
+        latest: dict[str, tuple[Example, bool]] = {}
         with (self._dir(model) / LOG_FILE).open(encoding="utf-8") as fh:
             for i, line in enumerate(fh):
                 if start <= i < end:
                     row = json.loads(line)
                     latest.pop(row["id"], None)
-                    latest[row["id"]] = Example(
-                        row["text"], int(row["label"]), row.get("text_pair")
-                    )
-        return list(latest.values())
+                    example = Example(row["text"], int(row["label"]), row.get("text_pair"))
+                    latest[row["id"]] = (example, row.get("source") == REVIEW_SOURCE)
+        return [
+            e for e, reviewed in latest.values() for _ in range(review_weight if reviewed else 1)
+        ]
 
     def round_file(self, model: str, number: int) -> Path:
         return self._dir(model) / f"round-{number:04d}.jsonl"
@@ -101,10 +106,12 @@ def build_round(
     replay_file: str | None,
     replay_rows: int,
     seed: int,
+    review_weight: int = 1,
 ) -> tuple[Path, int, int, int]:
-    """Write new feedback plus a replay sample to a round file: (path, upto, feedback, replay)."""
+    """Write new feedback (reviewed examples `review_weight` times) plus a replay sample to a
+    round file: (path, upto, feedback rows, replay rows)."""
     upto = log.count(model)
-    fresh = log.examples(model, log.state(model)["trained_upto"], upto)
+    fresh = log.examples(model, log.state(model)["trained_upto"], upto, review_weight)
     if not fresh:
         raise JobError(f"no new feedback for {model}")
     replay: list[Example] = []

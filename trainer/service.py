@@ -323,7 +323,7 @@ class TrainerService:
                 )
             replay = original_train_file(store, model, active)
             path, upto, n_fb, n_replay = build_round(
-                self.feedback, model, labels, replay, s.replay_sample, seed=number
+                self.feedback, model, labels, replay, s.replay_sample, number, s.review_weight
             )
             hyper = {k: v for k, v in card.hyperparameters.items() if k in INHERITED}
             config = TrainConfig(model=model, train=str(path), dev=dev, base_version=active,

@@ -30,6 +30,8 @@ class TrainerSettings(BaseSettings):
     feedback_dev_path: Path | None = None  # dev set for the gate when the card names none
     feedback_epochs: int = Field(default=2, ge=1)
     feedback_promote: bool = True
+    # a reviewed example (feedback with source "review") counts this many times in a round
+    review_weight: int = Field(default=3, ge=1, le=20)
 
     # Files named by jobs on the jobs topic must lie inside this directory.
     data_root: Path = Path(".streamclf/data")

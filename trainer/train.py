@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from modelstore.probes import write_probe_file
+from modelstore.reference import drift_reference
 from modelstore.store import ModelStore
 from schemas.card import ModelCard
 from trainer.base import Start, load_start
@@ -275,6 +276,8 @@ def _store(
         tokenizer.save_pretrained(tmp)
         dev = run.data["dev"].examples  # probe texts for the worker's backend agreement check
         write_probe_file(tmp, [(e.text, e.text_pair) for e in dev])
-        return build_card(run.config, run.start, run.data, loop, test, duration_s, speed)
+        card = build_card(run.config, run.start, run.data, loop, test, duration_s, speed)
+        reference = drift_reference(tmp, model, tokenizer)  # from its dev texts
+        return card.model_copy(update={"drift_reference": reference})
 
     return store.add_version(run.config.model, write)

@@ -36,6 +36,7 @@ from worker.intake import Intake
 from worker.pipeline import ModelPipeline
 from worker.publisher import Publisher
 from worker.registry import ModelRegistry
+from worker.review import ReviewPolicy, ReviewRouter
 from worker.rollout import Rollouts
 from worker.routing import Router
 from worker.settings import WorkerSettings
@@ -193,6 +194,10 @@ class Worker:
             missing = [t for t in (route.out_topic, route.dlq_topic) if t not in existing]
             if missing:
                 await create_topics(self.kafka, missing, parts)
+        review = s.review_topic
+        if review and review not in existing:
+            parts = existing[self.router.routes[0].in_topic]
+            await create_topics(self.kafka, [review], parts)
 
     async def _load_models(self) -> None:
         s = self.settings
@@ -228,6 +233,7 @@ class Worker:
                 version = await self.registry.start(model, None)
             log.info("serving %s@%s (from the %s)", model, version, start.source)
         await self._start_rollouts()
+        self.review = self._review_router()
         self.pipelines = {
             m: ModelPipeline(
                 m,
@@ -243,6 +249,8 @@ class Worker:
                 s.worker_id,
                 s.max_inflight_batches,
                 self.rollouts,
+                self.review,
+                s.drift_window_events,
             )
             for m in self.router.models
         }
@@ -267,6 +275,8 @@ class Worker:
             asyncio.create_task(self._guard(self._commit_loop(), "commit")),
             asyncio.create_task(self._guard(self.reporter.run(), "status")),
         ]
+        if self.review is not None:
+            self._tasks.append(asyncio.create_task(self._guard(self.review.run(), "review")))
         try:
             await self._consume_loop()
         finally:
@@ -352,6 +362,26 @@ class Worker:
             await self.registry.swap(command.model, command.version, command.sha256)
         await self.rollouts.apply(command)  # shadow/canary; a swap completes a canary
         await self.reporter.publish()
+
+    def _review_router(self) -> ReviewRouter | None:
+        """Review requests beside the labelled output (worker/review.py), when configured."""
+        s = self.settings
+        if not s.review_topic:
+            return None
+        policy = ReviewPolicy(
+            s.review_topic,
+            s.review_margin,
+            s.review_min_score,
+            s.review_sample_rate,
+            s.review_rate_per_s,
+            s.review_burst,
+            s.review_queue_size,
+        )
+
+        async def send(topic: str, value: bytes, key: bytes | None) -> Any:
+            return await self.producer.send(topic, value, key=key)
+
+        return ReviewRouter(policy, send, s.worker_id)
 
     async def _start_rollouts(self) -> None:
         """Join the shadows and canaries the control topic holds in force (durable like swaps)."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 # control records skipped: declared once in bus/rejected.py, shared by every reader
 from bus.rejected import REJECTED_RECORDS as REJECTED_RECORDS
+from schemas.drift import DriftSnapshot
 from schemas.engine import EngineChoice
 
 EVENTS_IN = Counter("streamclf_events_in_total", "Events consumed", ["topic"])
@@ -118,3 +121,78 @@ def record_engine(model: str, version: str, choice: EngineChoice | None, active:
         ENGINE_TEXTS_PER_S.labels(model, backend, precision).set(choice.texts_per_s or 0.0)
         agreement = 1.0 if choice.agreement is None else choice.agreement
         ENGINE_AGREEMENT.labels(model, backend, precision).set(agreement)
+
+
+def _drift_gauge(name: str, doc: str) -> Gauge:
+    return Gauge(f"streamclf_drift_{name}", doc, ["model", "version"])
+
+
+DRIFT_WINDOW_EVENTS = _drift_gauge("window_events", "Answered events in the drift window")
+DRIFT_LABEL_PSI = _drift_gauge(
+    "label_psi", "PSI of the window's label shares against the version's reference"
+)
+DRIFT_LENGTH_PSI = _drift_gauge(
+    "length_psi", "PSI of the window's text-length buckets against the version's reference"
+)
+DRIFT_MEAN_TOP1 = _drift_gauge("mean_top1", "Mean top-1 score over the window")
+DRIFT_TOP1_DROP = _drift_gauge(
+    "top1_drop", "Reference mean top-1 score minus the window's (positive: less sure)"
+)
+DRIFT_LOW_MARGIN = _drift_gauge(
+    "low_margin_share", "Share of answers whose top-1 minus top-2 score is under the margin"
+)
+DRIFT_LOW_MARGIN_RISE = _drift_gauge(
+    "low_margin_rise", "Low-margin share of the window minus the version's reference share"
+)
+DRIFT_TRUNCATED = _drift_gauge("truncated_share", "Share of texts cut at max_length")
+DRIFT_DEAD = _drift_gauge(
+    "dead_letter_share", "Share of the window's events that became dead letters"
+)
+_DRIFT_GAUGES = (
+    DRIFT_WINDOW_EVENTS,
+    DRIFT_LABEL_PSI,
+    DRIFT_LENGTH_PSI,
+    DRIFT_MEAN_TOP1,
+    DRIFT_TOP1_DROP,
+    DRIFT_LOW_MARGIN,
+    DRIFT_LOW_MARGIN_RISE,
+    DRIFT_TRUNCATED,
+    DRIFT_DEAD,
+)
+REVIEW_SENT = Counter(
+    "streamclf_review_sent_total", "Review requests acknowledged by the broker", ["model"]
+)
+REVIEW_DROPPED = Counter(
+    "streamclf_review_dropped_total",
+    "Review requests not sent (rate: over the token bucket; queue: queue full; failed: the "
+    "broker refused or the send failed)",
+    ["model", "reason"],
+)
+
+
+def record_drift(model: str, snap: DriftSnapshot) -> None:
+    """Set the drift gauges of a model's active version (once per batch)."""
+    v = snap.version
+    DRIFT_WINDOW_EVENTS.labels(model, v).set(snap.window_events)
+    pairs = (
+        (DRIFT_LABEL_PSI, snap.label_psi),
+        (DRIFT_LENGTH_PSI, snap.length_psi),
+        (DRIFT_MEAN_TOP1, snap.mean_top1),
+        (DRIFT_LOW_MARGIN, snap.low_margin_share),
+        (DRIFT_TRUNCATED, snap.truncated_share),
+        (DRIFT_DEAD, snap.dead_letter_share),
+    )
+    for gauge, value in pairs:
+        if value is not None:
+            gauge.labels(model, v).set(value)
+    if (drop := snap.top1_drop) is not None:
+        DRIFT_TOP1_DROP.labels(model, v).set(drop)
+    if (rise := snap.low_margin_rise) is not None:
+        DRIFT_LOW_MARGIN_RISE.labels(model, v).set(rise)
+
+
+def forget_drift(model: str, version: str) -> None:
+    """Drop a version's drift series once it no longer serves."""
+    for gauge in _DRIFT_GAUGES:
+        with contextlib.suppress(KeyError):
+            gauge.remove(model, version)

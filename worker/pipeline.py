@@ -17,15 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 from bus.types import TopicPartition
 from schemas.deadletter import ErrorKind
+from schemas.drift import DriftReference, margin
 from schemas.events import LabelledEvent, TextEvent, Timings
 from worker import metrics
 from worker.cache import ResultCache, cache_key
 from worker.cached import checked_prediction, to_dict
 from worker.checkpoint import Span
+from worker.drift import WINDOW_EVENTS, DriftWindow
 from worker.inference import EngineThread, InferenceEngine, Prediction, Prepared
 from worker.outputs import BatchEncoder
 from worker.publisher import Publisher
 from worker.registry import Active, ModelRegistry
+from worker.review import ReviewRouter
 from worker.routing import Route
 
 if TYPE_CHECKING:
@@ -75,9 +78,14 @@ class ModelPipeline:
         worker_id: str,
         queue_size: int,
         rollouts: Rollouts | None = None,
+        review: ReviewRouter | None = None,
+        drift_window: int = WINDOW_EVENTS,
     ) -> None:
         self.model = model
         self.rollouts = rollouts
+        self.review = review
+        self.drift_window = drift_window
+        self.drift: DriftWindow | None = None  # of the active version, made at its first batch
         self.registry = registry
         self.cache = cache
         self.publisher = publisher
@@ -159,6 +167,7 @@ class ModelPipeline:
         done: list[tuple[Item, LabelledEvent]] | None = [] if shadow else None
         for part in staged:
             await self._finish_part(part, done)
+        self._drift_batch()
         await self.publisher.flush()
         if self.rollouts is not None and done:
             await self.rollouts.after_batch(self.model, done)
@@ -191,18 +200,66 @@ class ModelPipeline:
         await self._store(computed, todo)
         infer_ms = (time.perf_counter() - started) * 1000
         timings = Timings(inference_ms=infer_ms, batch_size=len(staged.batch))
-        encoder = BatchEncoder(self.model, staged.active.version, self.worker_id, timings)
+        version = staged.active.version
+        encoder = BatchEncoder(self.model, version, self.worker_id, timings)
+        drift = (
+            self._drift_of(staged.active)
+            if staged.active is self.registry.current(self.model)
+            else None
+        )  # a canary's answers are not the active version's stream
+        review = self.review
         for key, item in staged.keyed:
             if key in failed:
                 self._dead(item, ErrorKind.INFERENCE, failed[key])
                 continue
             cached = key in found
             pred = found[key] if cached else computed[key]
-            if self._emit(encoder, item, pred, cached) and done is not None:
+            if not self._emit(encoder, item, pred, cached):
+                continue
+            if done is not None:
                 done.append((item, encoder.event(item, pred, cached)))
+            m = margin(pred.scores)
+            if drift is not None:
+                drift.observe(pred.label_id, pred.score, m, len(item.event.text), pred.truncated)
+            if review is not None:
+                review.offer(self.model, version, item, pred, m)
         self.batches += 1
         self.events += len(staged.batch)
         metrics.BATCH_SIZE.labels(self.model).observe(len(staged.batch))
+
+    def _drift_of(self, active: Active) -> DriftWindow | None:
+        """The active version's window; a swap starts a new one with that version's reference."""
+        drift = self.drift
+        if drift is not None and drift.version == active.version:
+            return drift
+        id2label = getattr(active.engine, "id2label", None)
+        if not isinstance(id2label, dict):
+            return None
+        labels = [str(id2label[i]) for i in sorted(id2label)]
+        reference = self._reference(active.version)
+        if drift is None:
+            self.drift = drift = DriftWindow(labels, active.version, reference, self.drift_window)
+        else:
+            metrics.forget_drift(self.model, drift.version)
+            drift.reset(labels, active.version, reference)
+        return drift
+
+    def _reference(self, version: str) -> DriftReference | None:
+        try:
+            return self.registry.store.card(self.model, version).drift_reference
+        except Exception as exc:  # an unreadable card: drift without a reference
+            log.warning("%s@%s: no drift reference (%s)", self.model, version, exc)
+            return None
+
+    def _drift_batch(self) -> None:
+        """Dead letters of the batch into the window; the gauges once per batch."""
+        drift = self.drift
+        if drift is None:
+            return
+        if dead := self.publisher.take_dead(self.model):
+            drift.dead_letter(dead)
+        drift.end_batch()
+        metrics.record_drift(self.model, drift.snapshot())
 
     def _keys(self, batch: list[Item], identity: str) -> list[tuple[str, Item]]:
         """Cache keys; an event whose key cannot be computed becomes a `cache_key` dead letter."""

@@ -85,6 +85,7 @@ class Publisher:
         self.failed = False
         self.events_out = 0
         self.dead_letters = 0
+        self._dead_by_model: dict[str, int] = {}  # dead letters made per model, for drift
 
     # -- what to publish -------------------------------------------------------------
     def labelled(self, item: Any, value: bytes, model: str) -> None:
@@ -119,6 +120,8 @@ class Publisher:
         span: Span | None = None,
     ) -> None:
         message = message[:DLQ_MESSAGE_LIMIT]
+        if route is not None:
+            self._dead_by_model[route.model] = self._dead_by_model.get(route.model, 0) + 1
         letter = DeadLetter(
             kind=kind,
             message=message + self._cut_note("value", value) + self._cut_note("key", key),
@@ -143,6 +146,10 @@ class Publisher:
             message,
         )
         self.pending.append(out)
+
+    def take_dead(self, model: str) -> int:
+        """Dead letters made for `model`'s events since the last call."""
+        return self._dead_by_model.pop(model, 0)
 
     # -- sending ---------------------------------------------------------------------
     async def flush(self) -> None:

@@ -89,6 +89,17 @@ class WorkerSettings(BaseSettings):
     # makes no progress for this long (one batch on the slowest model must fit in it)
     stall_timeout_s: float = 60.0
 
+    # Drift and review (docs/operations.md)
+    drift_window_events: int = Field(1000, ge=10)  # answered events per model in the window
+    # review topic: the least sure answers (and an audit sample) go there, rate-bounded
+    review_topic: str | None = None
+    review_margin: float = Field(0.2, ge=0.0, le=1.0)  # top-1 minus top-2 under this
+    review_min_score: float = Field(0.0, ge=0.0, le=1.0)  # top-1 under this
+    review_sample_rate: float = Field(0.0, ge=0.0, le=1.0)  # random audit share of the rest
+    review_rate_per_s: float = Field(5.0, gt=0.0)
+    review_burst: int = Field(50, ge=1)
+    review_queue_size: int = Field(1000, ge=1)
+
     # Ops
     metrics_port: int | None = None  # None: no HTTP server (metrics, /healthz, /readyz)
     # Where that server listens: loopback unless told. Containers set 0.0.0.0 (compose and

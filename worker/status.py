@@ -84,6 +84,7 @@ class StatusReporter:
             control_signed=w.settings.control_key is not None,
             rollouts=w.rollouts.status() if w.loaded else [],
             ready=w.ready(),
+            drift={p.model: p.drift.snapshot() for p in pipes if p.drift is not None},
         )
 
     async def publish(self) -> None:

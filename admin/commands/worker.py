@@ -29,6 +29,12 @@ def worker(
     metrics_port: int | None = typer.Option(None, "--metrics-port"),
     worker_id: str | None = typer.Option(None, "--worker-id"),
     log_level: str | None = typer.Option(None, "--log-level", help="STREAMCLF_LOG_LEVEL"),
+    review_topic: str | None = typer.Option(
+        None,
+        "--review-topic",
+        help="Send the least sure answers here, rate-bounded (STREAMCLF_REVIEW_TOPIC; "
+        "thresholds: STREAMCLF_REVIEW_MARGIN, _MIN_SCORE, _SAMPLE_RATE, _RATE_PER_S)",
+    ),
 ) -> None:
     """Consume text events, classify them, publish labelled events (until SIGTERM/SIGINT)."""
     from pydantic import ValidationError
@@ -46,6 +52,7 @@ def worker(
         "max_wait_ms": max_wait_ms,
         "metrics_port": metrics_port,
         "worker_id": worker_id,
+        "review_topic": review_topic,
     }
     try:
         settings = WorkerSettings(**{k: v for k, v in overrides.items() if v is not None})
