@@ -20,8 +20,7 @@ from pathlib import Path, PurePosixPath
 from pydantic import ValidationError
 
 from modelstore.exceptions import IntegrityError, UnsafeWeights
-from modelstore.onnx_export import ONNX_DIR
-from modelstore.store import CARD_FILE, WEIGHTS_FILE, file_sha256
+from modelstore.files import CARD_FILE, ONNX_DIR, WEIGHTS_FILE, file_sha256
 from schemas.card import ModelCard
 
 log = logging.getLogger(__name__)

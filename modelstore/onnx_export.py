@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelstore.exceptions import ModelStoreError
-from modelstore.store import WEIGHTS_FILE, file_sha256, utc_now
+from modelstore.files import ONNX_DIR, WEIGHTS_FILE, file_sha256, utc_now
 from schemas.engine import OnnxFile, OnnxManifest
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Digest = Callable[[Path], str]  # a file's sha256 (`VerifiedVersion.sha256` reuses a load's)
-ONNX_DIR = "onnx"
 MANIFEST = "manifest.json"
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 OPSET = 17

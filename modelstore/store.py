@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -11,7 +10,6 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from modelstore.active import ActivePointer, ActiveRecord
@@ -22,26 +20,14 @@ from modelstore.exceptions import (
     VersionNotFound,
     VersionRetired,
 )
+from modelstore.files import CARD_FILE, WEIGHTS_FILE, file_sha256, utc_now
+from modelstore.integrity import hash_files
 from modelstore.names import validate_name
 from schemas.card import ModelCard
 
-WEIGHTS_FILE = "model.safetensors"
-CARD_FILE = "card.json"
 TOMBSTONES_FILE = "deleted.json"
 _VERSION_NUM = re.compile(r"^v(\d+)$")
 log = logging.getLogger(__name__)
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -213,8 +199,6 @@ class ModelStore:
                 raise UnsafeWeights(f"new version of {model!r} has no {WEIGHTS_FILE}")
             if self.export_onnx:
                 self._export_graphs(model, tmp)
-            from modelstore.integrity import hash_files
-
             files = hash_files(tmp)  # every file of the version, checked at each load
             for _ in range(100):
                 version = version or self.next_version(model)

@@ -18,7 +18,8 @@ from worker import metrics
 from worker.batcher import Batcher, estimate_tokens
 from worker.checkpoint import Checkpoint, Span
 from worker.health import Liveness
-from worker.pipeline import Item, ModelPipeline
+from worker.items import Item
+from worker.pipeline import ModelPipeline
 from worker.publisher import Publisher
 from worker.routing import Router
 from worker.settings import WorkerSettings

@@ -15,42 +15,25 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bus.types import TopicPartition
 from schemas.deadletter import ErrorKind
 from schemas.drift import DriftReference, margin
-from schemas.events import LabelledEvent, TextEvent, Timings
+from schemas.events import LabelledEvent, Timings
 from worker import metrics
 from worker.cache import ResultCache, cache_key
 from worker.cached import checked_prediction, to_dict
-from worker.checkpoint import Span
 from worker.drift import WINDOW_EVENTS, DriftWindow
 from worker.inference import EngineThread, InferenceEngine, Prediction, Prepared
+from worker.items import Item
 from worker.outputs import BatchEncoder
 from worker.publisher import Publisher
 from worker.registry import Active, ModelRegistry
 from worker.review import ReviewRouter
-from worker.routing import Route
 
 if TYPE_CHECKING:
     from worker.rollout import Rollouts
 
 log = logging.getLogger(__name__)
 IDLE_RELEASE_S = 1.0  # with no batch for this long, a swapped-out engine is released
-
-
-@dataclass(slots=True)
-class Item:
-    """A decoded event waiting for its model, with where it came from."""
-
-    event: TextEvent
-    route: Route
-    tp: TopicPartition
-    offset: int
-    key: bytes | None
-    value: bytes
-    timestamp_ms: int
-    received: float
-    span: Span | None = None
 
 
 @dataclass

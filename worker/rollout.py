@@ -25,7 +25,7 @@ from worker import metrics
 from worker.shadow import Send, ShadowRunner
 
 if TYPE_CHECKING:
-    from worker.pipeline import Item
+    from worker.items import Item
     from worker.registry import Active, ModelRegistry
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from worker import metrics
 from worker.inference import EngineThread, InferenceEngine, Prediction
 
 if TYPE_CHECKING:
-    from worker.pipeline import Item
+    from worker.items import Item
 
 log = logging.getLogger(__name__)
 Send = Callable[[str, bytes, bytes | None], Awaitable[Any]]  # (topic, value, key) -> ack future

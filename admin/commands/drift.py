@@ -85,7 +85,7 @@ def drift(
 
     Exit 0 when none is over its threshold, 1 when one is, 3 when no live worker serves NAME.
     """
-    from admin.commands.models import stale_window
+    from admin.commands.control_cli import stale_window
     from admin.swapping import live_workers
 
     stale_s = stale_window(stale_after)

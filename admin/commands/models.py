@@ -7,6 +7,16 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from admin.commands.control_cli import (
+    ByOpt,
+    ControlTopicOpt,
+    StaleOpt,
+    StatusTopicOpt,
+    TimeoutOpt,
+    WaitOpt,
+    announce,
+    stale_window,
+)
 from admin.context import (
     EXIT_FAILED,
     EXIT_OK,
@@ -49,7 +59,8 @@ def init(
     seed: int = typer.Option(0, help="Seed of the random initialisation (head, or all)"),
     store: Path | None = StoreOpt,
 ) -> None:
-    """Write a new classifier version from a preset (`tiny`: our pretrained encoder, new head)."""
+    """Write a new classifier version from a preset (`tiny-encoder`: our pretrained encoder, new
+    head; the others random)."""
     from modelstore.presets import init_model
 
     try:
@@ -156,29 +167,6 @@ def show(
 
 
 # -- hot swap ------------------------------------------------------------------------------
-ControlTopicOpt = typer.Option(
-    "streamclf.control", "--control-topic", envvar="STREAMCLF_CONTROL_TOPIC", show_envvar=True
-)
-StatusTopicOpt = typer.Option(
-    "streamclf.status", "--status-topic", envvar="STREAMCLF_STATUS_TOPIC", show_envvar=True
-)
-WaitOpt = typer.Option(False, "--wait", help="Wait until every live worker reports the version")
-TimeoutOpt = typer.Option(120.0, "--timeout", help="Seconds --wait waits at most", min=1)
-StaleOpt = typer.Option(
-    None,
-    "--stale-after",
-    help="A worker whose last heartbeat is older than this many seconds is not live "
-    "(default 3 x STREAMCLF_STATUS_INTERVAL_S)",
-)
-ByOpt = typer.Option(None, "--by", help="Who asks (default user@host)")
-
-
-def stale_window(stale_after: float | None) -> float:
-    import os
-
-    return stale_after or 3 * float(os.environ.get("STREAMCLF_STATUS_INTERVAL_S", "5"))
-
-
 def _swap(
     name: str,
     version: str,
@@ -351,7 +339,6 @@ def _end_canary(
     """End the canary of `name` when one is in force; False when there is none."""
     import os
 
-    from admin.commands.rollout import announce
     from admin.rollouts import rollouts_in_force, stop_rollout
     from bus.exceptions import BusError
 

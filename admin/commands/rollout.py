@@ -7,16 +7,15 @@ from pathlib import Path
 
 import typer
 
-from admin.commands.models import (
+from admin.commands.control_cli import (
     ByOpt,
     ControlTopicOpt,
     StaleOpt,
     StatusTopicOpt,
     TimeoutOpt,
-    stale_window,
+    announce,
 )
 from admin.context import (
-    EXIT_FAILED,
     EXIT_OK,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
@@ -74,43 +73,6 @@ def _publish(
         fail(f"{kind} refused, nothing published: {exc}", EXIT_USAGE if exc.unknown else 1)
     except BusError as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
-
-
-def announce(
-    command: RolloutCommand,
-    wait: bool,
-    timeout: float,
-    stale_after: float | None,
-    bootstrap: str | None,
-    status_topic: str,
-    as_json: bool,
-) -> None:
-    """Print what was published; with --wait follow the workers (exit 0 / 1 / 3)."""
-    from admin.rollouts import wait_rollout
-
-    signed = bool(os.environ.get("STREAMCLF_CONTROL_KEY"))
-    doing = "ended" if command.stop else f"started on {command.fraction:.1%}"
-    published = command.model_dump(exclude={"signature"}) | {"signed": signed}
-    if not as_json:
-        note = "signed" if signed else "unsigned: STREAMCLF_CONTROL_KEY is not set"
-        console.print(
-            f"{command.type} {esc(command.model)}@{esc(command.version)} {doing} ({note})"
-        )
-    if not wait:
-        if as_json:
-            print_json(published)
-        return
-    kafka = kafka_settings(bootstrap)
-    outcome = run(wait_rollout(kafka, command, timeout, stale_window(stale_after), status_topic))
-    code = {"ok": EXIT_OK, "failed": EXIT_FAILED}.get(outcome.state, EXIT_UNAVAILABLE)
-    if as_json:
-        print_json(published | {"wait": outcome.__dict__})
-    else:
-        detail = "; ".join(outcome.errors) or ", ".join(outcome.waiting) or "every live worker"
-        (console if code == EXIT_OK else err_console).print(
-            f"{outcome.state}: {esc(detail, limit=2000)}"
-        )
-    raise typer.Exit(code)
 
 
 def shadow(

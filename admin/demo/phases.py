@@ -7,21 +7,17 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 from admin.context import console
 from admin.demo import model as demo_model
 from admin.demo import stream
 from admin.demo.model import MODEL
+from admin.demo.session import Demo, dev_rows, step, wait_ready
 from admin.safe_text import esc
 from modelstore.store import ModelStore
 
-if TYPE_CHECKING:
-    from admin.demo.run import Demo
-
 
 def run_phases(demo: Demo, worker: subprocess.Popen[bytes]) -> int:
-    from admin.demo.run import step, wait_ready
     from trainer.exceptions import PromotionRefused
 
     phases: dict[str, float] = {}
@@ -82,7 +78,6 @@ def classify(demo: Demo) -> None:
 
 
 def _dev(n: int, offset: int = 0) -> list[tuple[str, str]]:
-    from admin.demo.run import dev_rows
 
     return dev_rows(n, offset)
 

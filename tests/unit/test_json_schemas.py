@@ -40,7 +40,9 @@ def test_model_output_validates_and_broken_events_do_not() -> None:
     ):
         assert list(_validator(name).iter_errors(json.loads(obj.model_dump_json()))) == []
     assert list(_validator("LabelledEvent").iter_errors({"id": "e1"}))
-    assert list(_validator("DeadLetter").iter_errors({**letter.model_dump(mode="json"), "kind": "x"}))
+    assert list(
+        _validator("DeadLetter").iter_errors({**letter.model_dump(mode="json"), "kind": "x"})
+    )
     assert list(_validator("TextEvent").iter_errors({"id": "a", "text": 5}))
 
 

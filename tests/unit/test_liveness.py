@@ -10,7 +10,7 @@ from schemas.events import TextEvent
 from worker.checkpoint import Checkpoint
 from worker.health import Liveness
 from worker.intake import Intake
-from worker.pipeline import Item
+from worker.items import Item
 from worker.routing import Router, parse_route
 from worker.settings import WorkerSettings
 

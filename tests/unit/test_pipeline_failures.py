@@ -14,7 +14,8 @@ from worker import metrics
 from worker import pipeline as pipeline_mod
 from worker.cache import LruCache, cache_key
 from worker.inference import BatchStats, Prediction
-from worker.pipeline import Item, ModelPipeline
+from worker.items import Item
+from worker.pipeline import ModelPipeline
 from worker.routing import parse_route
 
 

@@ -10,7 +10,7 @@ from bus.types import KafkaError, MessageSizeTooLargeError, RecordTooLargeError,
 from schemas.deadletter import ErrorKind
 from schemas.events import TextEvent
 from worker.checkpoint import Checkpoint
-from worker.pipeline import Item
+from worker.items import Item
 from worker.publisher import Publisher, PublishFailed
 from worker.routing import parse_route
 

@@ -9,7 +9,7 @@ from bus.types import TopicPartition
 from schemas.events import TextEvent
 from schemas.review import ReviewRequest
 from worker.inference import Prediction
-from worker.pipeline import Item
+from worker.items import Item
 from worker.review import ReviewPolicy, ReviewRouter, TokenBucket
 from worker.routing import Route
 
