@@ -100,6 +100,19 @@ class Chaos:
                 self.note(f"{w.worker_id} exited on its own ({w.proc.returncode}): {line}")
                 self.start_worker(slot)
 
+    async def wait_swapped(self, timeout_s: float) -> None:
+        """Until every worker serves the swapped-in version (a worker started during the
+        storm may still be applying the swap); the tail check then says what happened."""
+        version = self.swap.get("version")
+        wanted = f'streamclf_model_active{{model="news",version="{version}"}} 1.0'
+        deadline = time.monotonic() + timeout_s
+        while version and time.monotonic() < deadline:
+            self.supervise()
+            texts = [(await asyncio.to_thread(w.get, "/metrics"))[1] for w in self.slots.values()]
+            if all(wanted in text for text in texts):
+                return
+            await asyncio.sleep(0.5)
+
     async def wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -163,12 +176,12 @@ class Chaos:
         self.start_worker(slot)
 
     async def sigterm_one(self) -> None:
-        """The storm: SIGTERM a worker in whatever state it is (starting, joining, serving)
-        and start its successor at once."""
+        """The storm: SIGTERM the oldest worker in whatever state it is (starting, joining,
+        serving, draining) and start its successor at once."""
         live = [(slot, w) for slot, w in sorted(self.slots.items()) if w.alive()]
         if not live:
             return
-        slot, victim = self.rng.choice(live)
+        slot, victim = min(live, key=lambda sw: sw[1].started_at)
         victim.signal_stop()
         at = time.monotonic()
         infos = await high_water_marks(self.broker, self.topic, group_id=self.group)
@@ -306,6 +319,7 @@ class Chaos:
             complete = self.answered() >= len(self.sent)
             self.note("chaos over; every input answered" if complete else "deadline reached")
             await self.wait_ready(max(10.0, deadline - time.monotonic()))
+            await self.wait_swapped(max(10.0, deadline - time.monotonic()))
             await self.produce_tail()
             await self.wait_answered(deadline)
             settled = await self.settle(deadline)
