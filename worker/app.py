@@ -138,10 +138,7 @@ class Worker:
         s = self.settings
         if s.torch_threads:
             torch.set_num_threads(s.torch_threads)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.request_stop)
+        previous = self._handle_signals(asyncio.get_running_loop())
         health = (
             serve_health(s.metrics_host, s.metrics_port, self.ready, self.liveness.problem)
             if s.metrics_port
@@ -175,7 +172,23 @@ class Worker:
             self.registry.shutdown()
             if health:
                 health.shutdown()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             self.budget.exit_if_threads_linger(code)
+
+    def _handle_signals(self, loop: asyncio.AbstractEventLoop) -> dict[int, Any]:
+        """SIGTERM/SIGINT start the stop budget (and the watchdog) in the handler itself, not
+        when a busy event loop gets to it; the stop then runs on the loop."""
+
+        def on_signal(signum: int, frame: Any) -> None:
+            self.budget.start()
+            loop.call_soon_threadsafe(self.request_stop)
+
+        previous: dict[int, Any] = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError):  # not the main thread: no signals to take
+                previous[sig] = signal.signal(sig, on_signal)
+        return previous
 
     async def _stages(self) -> int:
         """Start (every wait of it ends at a stop), then serve until stopped."""
