@@ -174,7 +174,7 @@ class Worker:
                 health.shutdown()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            self.budget.exit_if_threads_linger(code)
+            self.budget.exit_now(code)
 
     def _handle_signals(self, loop: asyncio.AbstractEventLoop) -> dict[int, Any]:
         """SIGTERM/SIGINT start the stop budget (and the watchdog) in the handler itself, not

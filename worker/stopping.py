@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Awaitable
@@ -93,17 +94,19 @@ class StopBudget:
         _flush_logs()
         os._exit(EXIT_TIMED_OUT)
 
-    def exit_if_threads_linger(self, code: int) -> None:
-        """After a clean teardown, end the process now rather than wait for a thread that
-        cannot be cancelled (a model load, a batch) to finish: it holds nothing to commit."""
+    def exit_now(self, code: int) -> None:
+        """After the teardown of a stop, end the process at once: not waiting for a thread
+        that cannot be cancelled (a model load, a batch; it holds nothing to commit), nor for
+        the interpreter's own finalization, which took 20 s on a crowded machine and during
+        which the watchdog thread no longer runs."""
         if not (self.hard_exit and self.started):
             return
         busy = [t.name for t in threading.enumerate() if not t.daemon and t.is_alive()]
         busy = [n for n in busy if n != threading.main_thread().name]
         if busy:
-            log.warning("shutdown: not waiting for busy threads %s; exiting now", busy)
-            _flush_logs()
-            os._exit(code)
+            log.info("shutdown: not waiting for busy threads %s", busy)
+        _flush_logs()
+        os._exit(code)
 
 
 async def bounded(aw: Awaitable[object], what: str, timeout_s: float) -> None:
@@ -120,3 +123,6 @@ def _flush_logs() -> None:
     for handler in logging.getLogger().handlers:
         with contextlib.suppress(Exception):
             handler.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
