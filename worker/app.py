@@ -41,19 +41,9 @@ from worker.rollout import Rollouts
 from worker.routing import Router
 from worker.settings import WorkerSettings
 from worker.status import StatusReporter
+from worker.stopping import StopBudget, Stopped, bounded, unless_stopped
 
 log = logging.getLogger(__name__)
-
-
-STEP_TIMEOUT_S = 10.0  # each shutdown step after the drain (commit, leave group)
-
-
-async def _bounded(coro: Any, what: str, timeout_s: float) -> None:
-    """A shutdown step that may not hold the exit: logged and given up after `timeout_s`."""
-    try:
-        await asyncio.wait_for(coro, timeout_s)
-    except TimeoutError:
-        log.warning("shutdown: %s took over %.0fs; going on without it", what, timeout_s)
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -75,7 +65,10 @@ class Worker:
         settings: WorkerSettings,
         kafka: KafkaSettings | None = None,
         producer_factory: Callable[[KafkaSettings], Any] = BatchProducer.create,
+        hard_exit: bool = False,
     ) -> None:
+        """`hard_exit`: this worker is the process (the CLI), so a shutdown past its budget
+        ends the process (see worker/stopping.py); in-process tests leave it off."""
         self.settings = settings
         self.kafka = kafka or KafkaSettings()
         self._producer_factory = producer_factory
@@ -102,7 +95,8 @@ class Worker:
         self.started_at = time.monotonic()
         self.last_error: str | None = None
         self._stop = asyncio.Event()
-        self._stop_deadline = float("inf")
+        self.budget = StopBudget(settings.shutdown_timeout_s, hard_exit)
+        self._drained = False
         self._fatal: BaseException | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self.reporter = StatusReporter(self)
@@ -124,10 +118,13 @@ class Worker:
 
     def request_stop(self) -> None:
         if not self._stop.is_set():
-            log.info("stopping: finishing in-flight batches, then committing")
-            self._stop_deadline = time.monotonic() + self.settings.shutdown_timeout_s
+            log.info(
+                "stopping: finishing in-flight batches, then committing (within %.0fs)",
+                self.settings.shutdown_timeout_s,
+            )
+            self.budget.start()
             if hasattr(self, "intake"):
-                self.intake.stop_deadline = self._stop_deadline
+                self.intake.stop_deadline = self.budget.drain_deadline
         self._stop.set()
 
     def _on_fatal(self, exc: BaseException) -> None:
@@ -143,10 +140,7 @@ class Worker:
         s = self.settings
         if s.torch_threads:
             torch.set_num_threads(s.torch_threads)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.request_stop)
+        previous = self._handle_signals(asyncio.get_running_loop())
         health = (
             serve_health(s.http_host, s.metrics_port, self.ready, self.liveness.problem)
             if s.metrics_port
@@ -154,7 +148,6 @@ class Worker:
         )
         self._tasks.append(asyncio.create_task(self.liveness.tick()))
         self.producer = self._producer_factory(self.kafka)
-        await self.producer.start()
         self.publisher = Publisher(
             self.producer,
             self.checkpoint,
@@ -163,22 +156,55 @@ class Worker:
             max_record_bytes=self.kafka.max_message_bytes,
         )
         self.intake = Intake(s, self.router, self.checkpoint, self.publisher, self.liveness)
-        self.intake.stop_deadline = self._stop_deadline
+        self.intake.stop_deadline = self.budget.drain_deadline
+        code = 1
         try:
-            await self._prepare_topics()
-            await self._load_models()
-            return await self._serve()
+            code = await self._stages()
+            return code
         finally:
             for task in self._tasks:
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            if not self.loaded and hasattr(self, "control_consumer"):  # the start failed
-                await _bounded(self.control_consumer.stop(), "control consumer", STEP_TIMEOUT_S)
-            await _bounded(self.producer.stop(), "producer flush", STEP_TIMEOUT_S)
-            await self.cache.close()
+            await bounded(asyncio.gather(*self._tasks, return_exceptions=True), "tasks", 1.0)
+            await bounded(self.producer.stop(), "producer flush", self.budget.step_s())
+            if hasattr(self, "control_consumer"):
+                await bounded(
+                    self.control_consumer.stop(), "control consumer", self.budget.step_s()
+                )
+            await bounded(self.cache.close(), "cache", self.budget.step_s())
             self.registry.shutdown()
             if health:
                 health.shutdown()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.budget.exit_now(code)
+
+    def _handle_signals(self, loop: asyncio.AbstractEventLoop) -> dict[int, Any]:
+        """SIGTERM/SIGINT start the stop budget (and the watchdog) in the handler itself, not
+        when a busy event loop gets to it; the stop then runs on the loop."""
+
+        def on_signal(signum: int, frame: Any) -> None:
+            self.budget.start()
+            loop.call_soon_threadsafe(self.request_stop)
+
+        previous: dict[int, Any] = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError):  # not the main thread: no signals to take
+                previous[sig] = signal.signal(sig, on_signal)
+        return previous
+
+    async def _stages(self) -> int:
+        """Start (every wait of it ends at a stop), then serve until stopped."""
+        try:
+            await unless_stopped(self._start_up(), self._stop)
+        except Stopped:
+            log.info("stopped while starting; nothing was consumed")
+            return 1 if self._fatal is not None else 0
+        return await self._serve()
+
+    async def _start_up(self) -> None:
+        await self.producer.start()
+        await self._prepare_topics()
+        await self._load_models()
 
     async def _prepare_topics(self) -> None:
         s = self.settings
@@ -217,6 +243,7 @@ class Worker:
         for model in self.router.models:
             start = starting_version(latest.get(model), self.store, model)
             self.control.set_in_force(model, start.sequence)
+            log.info("loading %s@%s", model, start.version or "(the store's active version)")
             try:
                 version = await self.registry.start(model, start.version, start.sha256)
             except Exception as exc:
@@ -263,7 +290,20 @@ class Worker:
             self.kafka, group_id=s.group_id, max_poll_records=s.max_batch * 4
         )
         self.consumer.subscribe(self.router.topics, listener=_Rebalance(self))
-        await self.consumer.start()
+        try:
+            await unless_stopped(self.consumer.start(), self._stop)
+        except Stopped:
+            pass
+        else:
+            self._start_tasks()
+            await self._consume_loop()
+        finally:
+            await self._stop_serving()
+        if self._fatal is not None:
+            return 1
+        return 0 if self._drained else 1
+
+    def _start_tasks(self) -> None:
         metrics.READY.set(1)
         for model, pipeline in self.pipelines.items():
             task = asyncio.create_task(self._guard(pipeline.run(), f"pipeline {model}"))
@@ -277,26 +317,23 @@ class Worker:
         ]
         if self.review is not None:
             self._tasks.append(asyncio.create_task(self._guard(self.review.run(), "review")))
-        try:
-            await self._consume_loop()
-        finally:
-            metrics.READY.set(0)
-            self.request_stop()  # also when the loop raised: the drain is bounded from now
-            clean = await self._drain()
-            await _bounded(self.checkpoint.commit(), "final commit", STEP_TIMEOUT_S)
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            # finishes queued shadow work while the producer is up
-            await _bounded(self.rollouts.close(), "shadow work", STEP_TIMEOUT_S)
-            await _bounded(self.consumer.stop(), "leaving the group", STEP_TIMEOUT_S)
-            await _bounded(self.control_consumer.stop(), "control consumer", STEP_TIMEOUT_S)
-            for pipeline in self.pipelines.values():
-                pipeline.shutdown()
-            log.info("stopped (%s)", "drained" if clean else "not drained")
-        if self._fatal is not None:
-            return 1
-        return 0 if clean else 1
+
+    async def _stop_serving(self) -> None:
+        """Drain, commit, leave the group: every step inside the stop budget."""
+        metrics.READY.set(0)
+        self.request_stop()  # also when the loop raised: the drain is bounded from now
+        self._drained = await self._drain()
+        step = self.budget.step_s
+        await bounded(self.checkpoint.commit(), "final commit", step())
+        for task in self._tasks:
+            task.cancel()
+        await bounded(asyncio.gather(*self._tasks, return_exceptions=True), "tasks", step())
+        # finishes queued shadow work while the producer is up
+        await bounded(self.rollouts.close(), "shadow work", step())
+        await bounded(self.consumer.stop(), "leaving the group", step())
+        for pipeline in self.pipelines.values():
+            pipeline.shutdown()
+        log.info("stopped (%s)", "drained" if self._drained else "not drained")
 
     async def _guard(self, coro: Any, name: str) -> None:
         try:
@@ -308,9 +345,15 @@ class Worker:
 
     # -- the consume loop --------------------------------------------------------------
     async def _consume_loop(self) -> None:
+        """Poll and take, until stopped: a poll that waits for an assignment (joining the
+        group, a rebalance the broker does not finish) ends at the stop too."""
         while not self._stop.is_set():
             self.liveness.consume_beat = time.monotonic()
-            records = await self.consumer.getmany(timeout_ms=self.intake.poll_timeout_ms())
+            poll = self.consumer.getmany(timeout_ms=self.intake.poll_timeout_ms())
+            try:
+                records = await unless_stopped(poll, self._stop)
+            except Stopped:
+                return
             await self.intake.take(records)
 
     # -- commits, rebalances, shutdown ---------------------------------------------------
@@ -333,8 +376,13 @@ class Worker:
         if not revoked:
             return
         await self.intake.flush_batchers()
-        timeout_s = min(self.settings.shutdown_timeout_s, self._stop_deadline - time.monotonic())
-        done = await self.checkpoint.wait_handled(revoked, timeout_s, self._pipelines_dead)
+        budget = self.budget
+        timeout_s = min(self.settings.shutdown_timeout_s, budget.drain_left_s())
+
+        def give_up() -> bool:  # a stop during the wait shortens it to the stop's budget
+            return self._pipelines_dead() or time.monotonic() > budget.drain_deadline
+
+        done = await self.checkpoint.wait_handled(revoked, timeout_s, give_up)
         await self.checkpoint.commit(revoked)
         self.checkpoint.forget(revoked)
         for tp in revoked:
@@ -344,9 +392,9 @@ class Worker:
 
     async def _drain(self) -> bool:
         await self.intake.flush_batchers()
-        left = max(0.0, self._stop_deadline - time.monotonic())
+        left = self.budget.drain_left_s()
         done = await self.checkpoint.wait_handled(None, left, self._pipelines_dead)
-        ok = await self.publisher.drain(min(2.0, max(0.0, self._stop_deadline - time.monotonic())))
+        ok = await self.publisher.drain(min(2.0, self.budget.drain_left_s() + 1.0))
         if not (done and ok):
             log.warning(
                 "stopped with %d events unfinished; they will be redone after restart",

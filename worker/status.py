@@ -33,10 +33,10 @@ class StatusReporter:
         if consumer is None:
             return lag
         for tp in consumer.assignment():
-            high = consumer.highwater(tp)
-            if high is None:
-                continue
-            try:
+            try:  # a rebalance during an earlier await may have taken `tp` away (AssertionError)
+                high = consumer.highwater(tp)
+                if high is None:
+                    continue
                 pos = await asyncio.wait_for(consumer.position(tp), 1.0)
             except (TimeoutError, KafkaError, AssertionError):
                 continue

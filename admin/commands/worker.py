@@ -67,7 +67,7 @@ def worker(
         )
         logging.getLogger("aiokafka").setLevel(logging.WARNING)
         kafka = kafka_settings(bootstrap)
-        app = Worker(settings, kafka)
+        app = Worker(settings, kafka, hard_exit=True)
     except (ValidationError, ValueError) as exc:
         fail(str(exc), 2)
     _preflight(settings, kafka)

@@ -29,6 +29,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=d.rate_per_s, help="events/s produced")
     p.add_argument("--kill-every-s", type=float, default=d.kill_every_s)
     p.add_argument("--min-kills", type=int, default=d.min_kills)
+    p.add_argument("--storm-cycles", type=int, default=d.storm_cycles, help="SIGTERMs")
+    p.add_argument("--storm-every-s", type=float, default=d.storm_every_s)
+    p.add_argument(
+        "--control-poison", action="store_true", help="poison records on the control topic"
+    )
     p.add_argument("--timeout-s", type=float, default=d.timeout_s)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "chaos.json")
@@ -48,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         rate_per_s=args.rate,
         kill_every_s=args.kill_every_s,
         min_kills=args.min_kills,
+        storm_cycles=args.storm_cycles,
+        storm_every_s=args.storm_every_s,
+        control_poison=args.control_poison,
         timeout_s=args.timeout_s,
         seed=args.seed,
     )

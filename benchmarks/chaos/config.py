@@ -23,6 +23,15 @@ class ChaosConfig:
     # texts repeat after this many events: between the Redis restart and the swap, and after
     # the swap, repeats must come soon enough for the cache to be seen answering again
     distinct_texts: int = 900
+    # the rebalance storm: once `storm_at` of the inputs are answered, every `storm_every_s` a
+    # worker in any state is SIGTERMed and a new one started, `storm_cycles` times; each must
+    # be gone within STREAMCLF_SHUTDOWN_TIMEOUT_S + `exit_slack_s`
+    storm_cycles: int = 10
+    storm_every_s: float = 3.0
+    storm_at: float = 0.6
+    exit_slack_s: float = 5.0
+    # `"[" * 2000 + "]" * 2000` on the control topic (off until the control decoder is strict)
+    control_poison: bool = False
     timeout_s: float = 900.0
     seed: int = 0
     worker_env: dict[str, str] = field(
@@ -43,6 +52,10 @@ class ChaosConfig:
             "STREAMCLF_LOG_LEVEL": "WARNING",
         }
     )
+
+
+def shutdown_timeout_s(cfg: ChaosConfig) -> float:
+    return float(cfg.worker_env.get("STREAMCLF_SHUTDOWN_TIMEOUT_S", "30"))
 
 
 def make_store(root: Path) -> Path:

@@ -56,7 +56,16 @@ POISON: dict[str, Callable[[str], bytes | None]] = {
     "oversized": lambda pid: _event(pid, "大" * (OVERSIZE_BYTES // 3 + 10)),
     "tombstone": lambda pid: None,
 }
-RARE = {"oversized": 25}  # one in N turns of the cycle: these records are large
+RARE = {"oversized": 25}
+# Records for the control topic (compacted: each under its own key, so restarts read it too)
+CONTROL_POISON: dict[str, bytes] = {"deep_document": b"[" * 2000 + b"]" * 2000}
+
+
+def control_poison() -> list[tuple[bytes, bytes]]:
+    """(key, value) of every control-topic poison record."""
+    return [
+        (f"chaos-poison-{kind}".encode(), value) for kind, value in CONTROL_POISON.items()
+    ]  # one in N turns of the cycle: these records are large
 
 
 @dataclass(frozen=True)

@@ -43,12 +43,22 @@ def paragraph(payload: dict[str, Any] | None) -> str:
         f"{payload['wall_s']:,.0f} s): {_n(f['events'])} inputs ({_n(f['good_events'])} text "
         f"events, {_n(f['poison'])} poison records of {len(f['poison_by_class'])} classes) over "
         f"{cfg['partitions']} partitions and {cfg['workers']} workers; {f['kills']} SIGKILLs, "
-        f"each followed by a restart{refusals}; Redis stopped and restarted {f['redis_restarts']} time(s); "
+        f"each followed by a restart{refusals}; {_storm(f, cfg)}Redis stopped and restarted {f['redis_restarts']} time(s); "
         f"hot swap to {swap.get('version')} mid-run (exit {swap.get('exit_code')}). From the "
         f"topics alone: lost {_n(f['lost'])}, {_n(f['outputs'])} labelled events, "
         f"{_n(f['dead_letters'])} dead letters ({kinds}), {_n(f['duplicates'])} duplicates "
         f"against a bound of {_n(f['duplicate_bound'])} (the killed workers' uncommitted "
         f"windows), surviving workers healthy: {'yes' if healthy else 'no'}; {verdict}."
+    )
+
+
+def _storm(f: dict[str, Any], cfg: dict[str, Any]) -> str:
+    """The rebalance storm, for runs that had one (older chaos.json files did not)."""
+    if not f.get("sigterms"):
+        return ""
+    return (
+        f"a rebalance storm of {f['sigterms']} SIGTERMs {cfg['storm_every_s']:g} s apart, "
+        f"every SIGTERMed worker gone after at most {f['sigterm_exit_s_max']} s; "
     )
 
 

@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.chaos.config import ChaosConfig, make_store
+from benchmarks.chaos.config import ChaosConfig, make_store, shutdown_timeout_s
 from benchmarks.chaos.ledger import Coord
-from benchmarks.chaos.poison import Input, inputs
+from benchmarks.chaos.poison import Input, control_poison, inputs
 from benchmarks.chaos.services import STREAMCLF, RedisServer, Worker, worker_argv
-from benchmarks.chaos.verdict import KillRecord, RunFacts, healthy
+from benchmarks.chaos.verdict import KillRecord, RunFacts, StopRecord, healthy
 from bus.control import ensure_control_topics
 from bus.producing import sender
 from bus.reading import StopWhen, iter_records
@@ -48,6 +48,9 @@ class Chaos:
         self.swap: dict[str, Any] = {}
         self.tail: set[Coord] = set()
         self.exits: list[dict[str, Any]] = []  # workers that exited on their own
+        self.stopping: list[tuple[Worker, float, float, dict[int, int]]] = []  # SIGTERMed
+        self.stops: list[StopRecord] = []
+        self.control_poison = 0
 
     # -- helpers -------------------------------------------------------------------------
     def now(self) -> float:
@@ -96,6 +99,19 @@ class Chaos:
                 )
                 self.note(f"{w.worker_id} exited on its own ({w.proc.returncode}): {line}")
                 self.start_worker(slot)
+
+    async def wait_swapped(self, timeout_s: float) -> None:
+        """Until every worker serves the swapped-in version (a worker started during the
+        storm may still be applying the swap); the tail check then says what happened."""
+        version = self.swap.get("version")
+        wanted = f'streamclf_model_active{{model="news",version="{version}"}} 1.0'
+        deadline = time.monotonic() + timeout_s
+        while version and time.monotonic() < deadline:
+            self.supervise()
+            texts = [(await asyncio.to_thread(w.get, "/metrics"))[1] for w in self.slots.values()]
+            if all(wanted in text for text in texts):
+                return
+            await asyncio.sleep(0.5)
 
     async def wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -159,6 +175,56 @@ class Chaos:
         await asyncio.sleep(self.cfg.restart_after_s)
         self.start_worker(slot)
 
+    async def sigterm_one(self) -> None:
+        """The storm: SIGTERM the oldest worker in whatever state it is (starting, joining,
+        serving, draining) and start its successor at once."""
+        live = [(slot, w) for slot, w in sorted(self.slots.items()) if w.alive()]
+        if not live:
+            return
+        slot, victim = min(live, key=lambda sw: sw[1].started_at)
+        victim.signal_stop()
+        at = time.monotonic()
+        infos = await high_water_marks(self.broker, self.topic, group_id=self.group)
+        committed = {i.partition: i.committed or 0 for i in infos}
+        self.stopping.append((victim, at, self.now(), committed))
+        self.note(f"SIGTERM {victim.worker_id}")
+        self.start_worker(slot)
+
+    async def watch_stops(self) -> None:
+        """Note each SIGTERMed worker's exit as it happens."""
+        while True:
+            self.reap_stopped(force=False)
+            await asyncio.sleep(0.1)
+
+    def reap_stopped(self, force: bool) -> None:
+        """Record the SIGTERMed workers that exited; with `force`, kill the rest (no exit)."""
+        for entry in list(self.stopping):
+            worker, at, at_s, committed = entry
+            assert worker.proc is not None
+            if worker.alive() and not force:
+                continue
+            exit_s = None if worker.alive() else round(time.monotonic() - at, 2)
+            if exit_s is None:
+                worker.kill()
+            self.stopping.remove(entry)
+            rec = StopRecord(worker.worker_id, at_s, committed, exit_s, worker.proc.returncode)
+            self.stops.append(rec)
+            self.note(f"{worker.worker_id} exited {worker.proc.returncode} after {exit_s}s")
+
+    async def wait_stopped(self) -> None:
+        limit = shutdown_timeout_s(self.cfg) + self.cfg.exit_slack_s
+        deadline = time.monotonic() + limit
+        while self.stopping and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        self.reap_stopped(force=True)
+
+    async def poison_control(self) -> None:
+        records = control_poison()
+        async with sender(self.broker) as s:
+            await s.send_many(self.control, records)
+        self.control_poison = len(records)
+        self.note(f"{len(records)} poison records on the control topic")
+
     async def redis_outage(self) -> None:
         self.redis.stop()
         self.note("redis stopped")
@@ -181,14 +247,20 @@ class Chaos:
     async def chaos_loop(self, total: int, deadline: float) -> None:
         """Kill a ready worker every `kill_every_s` while the stream is being answered (and
         until `min_kills` happened); the Redis outage at ~30 % answered, the swap at ~50 %."""
-        next_kill = time.monotonic() + self.cfg.kill_every_s
+        cfg = self.cfg
+        next_kill = time.monotonic() + cfg.kill_every_s
+        next_term = 0.0
         side: list[asyncio.Task[None]] = []
         while time.monotonic() < deadline:
             self.supervise()
             done = self.answered()
             finished = self.produced_all and done >= len(self.sent)
-            if finished and len(self.kills) >= self.cfg.min_kills:
+            storming = len(self.stops) + len(self.stopping) < cfg.storm_cycles
+            if finished and len(self.kills) >= cfg.min_kills and not storming:
                 break
+            if storming and done >= cfg.storm_at * total and time.monotonic() >= next_term:
+                await self.sigterm_one()
+                next_term = time.monotonic() + cfg.storm_every_s
             if not self.redis_restart_ms and not side and done >= 0.3 * total:
                 side.append(asyncio.create_task(self.redis_outage()))
             if not self.swap and done >= 0.5 * total:
@@ -229,6 +301,8 @@ class Chaos:
         deadline = self.t0 + cfg.timeout_s
         await create_topics(self.broker, [self.topic, *self.outs], cfg.partitions)
         await ensure_control_topics(self.broker, self.control, self.status)
+        if cfg.control_poison:
+            await self.poison_control()
         await asyncio.to_thread(self.redis.start)
         for slot in range(cfg.workers):
             self.start_worker(slot)
@@ -238,19 +312,23 @@ class Chaos:
         collector = asyncio.create_task(self.collect())
         producer = asyncio.create_task(self.produce(records))
         producer.add_done_callback(lambda _: setattr(self, "produced_all", True))
+        watcher = asyncio.create_task(self.watch_stops())
         try:
             await self.chaos_loop(len(records), deadline)
             await producer
             complete = self.answered() >= len(self.sent)
             self.note("chaos over; every input answered" if complete else "deadline reached")
             await self.wait_ready(max(10.0, deadline - time.monotonic()))
+            await self.wait_swapped(max(10.0, deadline - time.monotonic()))
             await self.produce_tail()
             await self.wait_answered(deadline)
             settled = await self.settle(deadline)
         finally:
             producer.cancel()
             collector.cancel()
-            await asyncio.gather(producer, collector, return_exceptions=True)
+            watcher.cancel()
+            await asyncio.gather(producer, collector, watcher, return_exceptions=True)
+            await self.wait_stopped()
         health = await self.health()
         for worker in self.slots.values():  # all at once: they leave the group together
             worker.signal_stop()
@@ -273,6 +351,11 @@ class Chaos:
             min_kills=cfg.min_kills,
             partitions=cfg.partitions,
             exits=self.exits,
+            stops=self.stops,
+            storm_cycles=cfg.storm_cycles,
+            shutdown_timeout_s=shutdown_timeout_s(cfg),
+            exit_slack_s=cfg.exit_slack_s,
+            control_poison=self.control_poison,
         )
 
     async def health(self, timeout_s: float = 30.0) -> dict[str, dict[str, Any]]:

@@ -19,6 +19,17 @@ class KillRecord:
     snapshot_s: float  # how long reading them took (the partitions are frozen meanwhile)
 
 
+@dataclass(frozen=True)
+class StopRecord:
+    """A worker SIGTERMed by the rebalance storm."""
+
+    worker_id: str
+    at_s: float
+    committed: dict[int, int]  # the group's committed offsets read right after the SIGTERM
+    exit_s: float | None  # seconds from the SIGTERM to its exit; None: killed, still alive
+    code: int | None
+
+
 @dataclass
 class RunFacts:
     """What the run did, besides what the topics hold."""
@@ -38,6 +49,11 @@ class RunFacts:
     min_kills: int
     partitions: int
     exits: list[dict[str, Any]]  # workers that exited on their own (restarted by the run)
+    stops: list[StopRecord]  # the storm's SIGTERMs
+    storm_cycles: int
+    shutdown_timeout_s: float
+    exit_slack_s: float
+    control_poison: int  # records written to the control topic
 
 
 MAX_END_AGE_S = 5.0  # the oldest uncommitted event, once everything is committed
@@ -79,6 +95,10 @@ def judge(facts: RunFacts) -> tuple[dict[str, Any], dict[str, bool]]:
             poison_kinds[record.kind].update(got)
             poison_labelled[record.kind] += got["labelled"]
     windows = [uncommitted_window(facts.answers, k.worker_id, k.committed) for k in facts.kills]
+    # a SIGTERMed worker commits what it drained; what it could not is bounded the same way
+    windows += [uncommitted_window(facts.answers, s.worker_id, s.committed) for s in facts.stops]
+    exit_limit = facts.shutdown_timeout_s + facts.exit_slack_s
+    exit_times = [s.exit_s for s in facts.stops]
     labelled = [a for a in facts.answers if "kind" not in a]
     versions = Counter(a["version"] for a in labelled)
     tail_versions = Counter(
@@ -97,6 +117,11 @@ def judge(facts: RunFacts) -> tuple[dict[str, Any], dict[str, bool]]:
         "good_events_dead_lettered": dict(good_dead),
         "poison_labelled": sum(poison_labelled.values()),
         "kills": len(facts.kills),
+        "sigterms": len(facts.stops),
+        "sigterm_exit_s": {s.worker_id: s.exit_s for s in facts.stops},
+        "sigterm_exit_s_max": max((t for t in exit_times if t is not None), default=None),
+        "sigterm_exit_codes": dict(Counter(str(s.code) for s in facts.stops)),
+        "control_poison": facts.control_poison,
         "restarts": facts.workers_started - facts.workers_initial,
         "redis_restarts": facts.redis_starts - 1,
         "swap": facts.swap,
@@ -126,7 +151,11 @@ def judge(facts: RunFacts) -> tuple[dict[str, Any], dict[str, bool]]:
         "duplicates <= sum of the killed workers' uncommitted windows": ledger.duplicates
         <= sum(windows),
         f"at least {facts.min_kills} kills, each restarted": len(facts.kills) >= facts.min_kills
-        and facts.workers_started - facts.workers_initial == len(facts.kills) + len(facts.exits),
+        and facts.workers_started - facts.workers_initial
+        == len(facts.kills) + len(facts.stops) + len(facts.exits),
+        f"rebalance storm: {facts.storm_cycles} SIGTERMs, each worker gone within "
+        f"{exit_limit:.0f} s": len(facts.stops) >= facts.storm_cycles
+        and all(t is not None and t <= exit_limit for t in exit_times),
         "redis stopped and restarted once, cache used again": facts.redis_starts == 2
         and cached_after > 0,
         "hot swap accepted, the tail served by the new version": facts.swap.get("exit_code") == 0
@@ -147,6 +176,6 @@ def judge(facts: RunFacts) -> tuple[dict[str, Any], dict[str, bool]]:
 
 
 def summary(figures: Mapping[str, Any]) -> str:
-    keys = ["events", "poison", "kills", "restarts", "redis_restarts", "outputs", "dead_letters"]
-    keys += ["duplicates", "duplicate_bound", "lost"]
+    keys = ["events", "poison", "kills", "sigterms", "sigterm_exit_s_max", "restarts"]
+    keys += ["redis_restarts", "outputs", "dead_letters", "duplicates", "duplicate_bound", "lost"]
     return ", ".join(f"{k} {figures[k]}" for k in keys)

@@ -32,6 +32,8 @@ class WorkerProcess:
     worker_id: str = "w1"
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    signalled_at: float | None = None
+    exit_seen_at: float | None = None
 
     @property
     def log_path(self) -> Path:
@@ -80,6 +82,42 @@ class WorkerProcess:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+    def signal_stop(self) -> float:
+        """Send one SIGTERM (and no more); returns when, for `exited_within`."""
+        assert self.proc is not None
+        if self.signalled_at is None:
+            self.signalled_at = time.monotonic()
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+        return self.signalled_at
+
+    def exited_after_s(self) -> float | None:
+        """Seconds from `signal_stop` to the exit as first seen (call it while polling), or
+        None while the process lives."""
+        assert self.proc is not None and self.signalled_at is not None
+        if self.exit_seen_at is None and self.proc.poll() is not None:
+            self.exit_seen_at = time.monotonic()
+        return None if self.exit_seen_at is None else self.exit_seen_at - self.signalled_at
+
+    def exits_within(self, timeout_s: float, poll_s: float = 0.1) -> tuple[int, float]:
+        """SIGTERM, then (exit code, seconds to exit); AssertionError (and SIGKILL) when the
+        process is still alive after `timeout_s`."""
+        self.signal_stop()
+        deadline = time.monotonic() + timeout_s
+        while (took := self.exited_after_s()) is None and time.monotonic() < deadline:
+            time.sleep(poll_s)
+        assert self.proc is not None
+        if took is None:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(
+                f"worker {self.worker_id} still alive {timeout_s}s after SIGTERM; log:\n{self.log()}"
+            )
+        return self.proc.returncode, took
+
+    def log_has(self, text: str) -> bool:
+        return self.log_path.exists() and text in self.log_path.read_text(errors="replace")
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
