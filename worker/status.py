@@ -7,22 +7,61 @@ import logging
 import os
 import socket
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from bus.types import KafkaError
 from schemas.status import WorkerStatus
 from worker import metrics
 
 if TYPE_CHECKING:
-    from worker.app import Worker
+    from bus.types import Producer
+    from worker.cache import ResultCache
+    from worker.control import ControlListener
+    from worker.pipeline import ModelPipeline
+    from worker.publisher import Publisher
+    from worker.registry import ModelRegistry
+    from worker.rollout import Rollouts
+    from worker.routing import Router
+    from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
+
+
+class HeartbeatSource(Protocol):
+    """What a heartbeat reads of the worker (the worker's composition root provides it); the
+    consumer, once there is one, is read as an optional attribute for the lag."""
+
+    @property
+    def settings(self) -> WorkerSettings: ...
+    @property
+    def loaded(self) -> bool: ...
+    @property
+    def pipelines(self) -> dict[str, ModelPipeline]: ...
+    @property
+    def last_error(self) -> str | None: ...
+    @property
+    def control(self) -> ControlListener: ...
+    @property
+    def router(self) -> Router: ...
+    @property
+    def registry(self) -> ModelRegistry: ...
+    @property
+    def events_in(self) -> int: ...
+    @property
+    def publisher(self) -> Publisher: ...
+    @property
+    def cache(self) -> ResultCache: ...
+    @property
+    def rollouts(self) -> Rollouts: ...
+    @property
+    def producer(self) -> Producer: ...
+    def ready(self) -> bool: ...
 
 
 class StatusReporter:
     """Builds and publishes the worker's heartbeat; events/s is the rate since the last one."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: HeartbeatSource) -> None:
         self.worker = worker
         self._last = (time.monotonic(), 0)
 
