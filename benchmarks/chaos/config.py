@@ -30,8 +30,8 @@ class ChaosConfig:
     storm_every_s: float = 3.0
     storm_at: float = 0.6
     exit_slack_s: float = 5.0
-    # `"[" * 2000 + "]" * 2000` on the control topic (off until the control decoder is strict)
-    control_poison: bool = False
+    # poison records on the control topic before the workers start (poison.CONTROL_POISON)
+    control_poison: bool = True
     timeout_s: float = 900.0
     seed: int = 0
     worker_env: dict[str, str] = field(

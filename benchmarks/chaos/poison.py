@@ -58,7 +58,17 @@ POISON: dict[str, Callable[[str], bytes | None]] = {
 }
 RARE = {"oversized": 25}
 # Records for the control topic (compacted: each under its own key, so restarts read it too)
-CONTROL_POISON: dict[str, bytes] = {"deep_document": b"[" * 2000 + b"]" * 2000}
+# Control-topic poison, written before the workers start: each start folds them and must skip
+# them (counted as rejected), and the running control task must too.
+CONTROL_POISON: dict[str, bytes] = {
+    "deep_document": b"[" * 2000 + b"]" * 2000,
+    "invalid_utf8": b'{"type": "swap", "model": "\xff\xfe"}',
+    "lone_surrogate": b'{"type": "swap", "model": "\\ud800", "version": "v1"}',
+    "unknown_type": b'{"type": "format-disk", "model": "chaos"}',
+    "wrong_types": b'{"type": "swap", "model": 7, "version": [], "sequence": "x"}',
+    "not_json": b"swap chaos v2 please",
+    "huge": b'{"type": "swap", "model": "' + b"x" * 200_000 + b'", "version": "v1"}',
+}
 
 
 def control_poison() -> list[tuple[bytes, bytes]]:
