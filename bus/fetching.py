@@ -109,7 +109,7 @@ def _reason(exc: Exception) -> str:
 
 def _positions(consumer: Consumer) -> dict[TopicPartition, int | None]:
     """Each assigned partition's position, without waiting (None: not known yet)."""
-    subscription = consumer._subscription.subscription  # noqa: SLF001 (no public non-waiting read)
+    subscription = consumer._subscription.subscription  # no public read that does not wait
     assignment = subscription.assignment if subscription is not None else None
     if assignment is None:
         return {}
@@ -124,6 +124,6 @@ async def _restore(consumer: Consumer, before: dict[TopicPartition, int | None])
         start = before.get(tp)
         if start is None and position is not None:
             # not placed before the call: it started at the group's committed offset, if any
-            start = await consumer.committed(tp) if consumer._group_id else None  # noqa: SLF001
+            start = await consumer.committed(tp) if consumer._group_id else None
         if start is not None and position is not None and position != start:
             consumer.seek(tp, start)

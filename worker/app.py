@@ -20,6 +20,7 @@ import torch
 from bus.batching import BatchProducer
 from bus.clients import make_consumer
 from bus.control import ensure_control_topics
+from bus.fetching import fetch
 from bus.settings import KafkaSettings
 from bus.topics import create_topics, list_topics
 from bus.types import ConsumerRebalanceListener, TopicPartition
@@ -300,8 +301,8 @@ class Worker:
     async def _consume_loop(self) -> None:
         while not self._stop.is_set():
             self.liveness.consume_beat = time.monotonic()
-            records = await self.consumer.getmany(timeout_ms=self.intake.poll_timeout_ms())
-            await self.intake.take(records)
+            fetched = await fetch(self.consumer, timeout_ms=self.intake.poll_timeout_ms())
+            await self.intake.take(fetched.records, fetched.unreadable)
 
     # -- commits, rebalances, shutdown ---------------------------------------------------
     async def _commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:

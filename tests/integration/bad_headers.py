@@ -34,7 +34,7 @@ async def produce_batch(
     await producer.start()
     try:
         batch = producer.create_batch()
-        batch._builder = _DefaultRecordBatchBuilderPy(  # noqa: SLF001
+        batch._builder = _DefaultRecordBatchBuilderPy(
             2, 0, 0, -1, -1, 0, batch_size=16 * 1024 * 1024
         )
         for key, value, bad in values:
