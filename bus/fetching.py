@@ -91,13 +91,13 @@ async def _isolate(
                 offset = await consumer.position(tp)
                 consumer.seek(tp, offset + 1)
                 bad = Unreadable(tp.topic, tp.partition, offset, _reason(err))
-                log.warning("%s: unreadable record skipped: %s", bad.where, bad.reason)
+                log.debug("%s: unreadable, skipped: %s", bad.where, bad.reason)  # caller logs
                 return Fetched(records, (bad,))
             if not got.get(tp):
                 break
             records.setdefault(tp, []).extend(got[tp])
             read += 1
-    log.info("parse error (%s) not isolated yet; %d records read meanwhile", _reason(exc), read)
+    log.debug("parse error (%s) not isolated yet; %d records read meanwhile", _reason(exc), read)
     return Fetched(records)
 
 

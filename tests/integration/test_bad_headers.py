@@ -210,4 +210,6 @@ async def test_d_tail_prints_the_readable_records_and_exits_0(
     )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
+    warned = [line for line in proc.stderr.splitlines() if f"{topic}[0]@2" in line]
+    assert len(warned) == 1 and "header name is not UTF-8" in warned[0], proc.stderr
     assert [json.loads(line)["v"] for line in proc.stdout.splitlines()] == ["one", "two", "three"]
