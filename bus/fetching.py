@@ -107,21 +107,26 @@ def _reason(exc: Exception) -> str:
     return f"the client cannot parse the record ({type(exc).__name__}: {exc})"
 
 
-def _positions(consumer: Consumer) -> dict[TopicPartition, int | None]:
-    """Each assigned partition's position, without waiting (None: not known yet)."""
+Positions = dict[TopicPartition, tuple[object, int | None]]
+
+
+def _positions(consumer: Consumer) -> Positions:
+    """Each assigned partition's state and position, without waiting (None: not known yet).
+    A new assignment makes new states: a position of an older one is not restored."""
     subscription = consumer._subscription.subscription  # no public read that does not wait
     assignment = subscription.assignment if subscription is not None else None
     if assignment is None:
         return {}
     states = {tp: assignment.state_value(tp) for tp in assignment.tps}
-    return {tp: s.position if s.has_valid_position else None for tp, s in states.items()}
+    return {tp: (s, s.position if s.has_valid_position else None) for tp, s in states.items()}
 
 
-async def _restore(consumer: Consumer, before: dict[TopicPartition, int | None]) -> None:
+async def _restore(consumer: Consumer, before: Positions) -> None:
     """Put back partitions whose records the failed call drained and dropped."""
-    now = _positions(consumer)
-    for tp, position in now.items():
-        start = before.get(tp)
+    for tp, (state, position) in _positions(consumer).items():
+        was_state, start = before.get(tp, (None, None))
+        if was_state is not state:
+            start = None
         if start is None and position is not None:
             # not placed before the call: it started at the group's committed offset, if any
             start = await consumer.committed(tp) if consumer._group_id else None
