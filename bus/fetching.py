@@ -23,6 +23,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka.consumer.fetcher import OffsetResetStrategy
+
 from bus.types import Consumer, ConsumerRecord, TopicPartition
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ PARSE_ERRORS: tuple[type[Exception], ...] = (UnicodeDecodeError,)  # raised per 
 ISOLATE_WAIT_MS = 1000  # per partition: a refetch after the seek back must arrive
 ISOLATE_MAX_RECORDS = 500  # read one by one per isolation; the culprit may lie further on
 
+EARLIEST = OffsetResetStrategy.EARLIEST
 Batch = dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
 
 
@@ -107,28 +110,48 @@ def _reason(exc: Exception) -> str:
     return f"the client cannot parse the record ({type(exc).__name__}: {exc})"
 
 
-Positions = dict[TopicPartition, tuple[object, int | None]]
+Positions = dict[TopicPartition, tuple[object, int | None, int | None]]
 
 
 def _positions(consumer: Consumer) -> Positions:
-    """Each assigned partition's state and position, without waiting (None: not known yet).
-    A new assignment makes new states: a position of an older one is not restored."""
+    """Each assigned partition's state, position (None: not known yet) and pending reset
+    strategy, without waiting. A new assignment makes new states: an older position is not
+    restored."""
     subscription = consumer._subscription.subscription  # no public read that does not wait
     assignment = subscription.assignment if subscription is not None else None
     if assignment is None:
         return {}
     states = {tp: assignment.state_value(tp) for tp in assignment.tps}
-    return {tp: (s, s.position if s.has_valid_position else None) for tp, s in states.items()}
+    return {
+        tp: (s, s.position if s.has_valid_position else None, s._reset_strategy)
+        for tp, s in states.items()
+    }
 
 
 async def _restore(consumer: Consumer, before: Positions) -> None:
     """Put back partitions whose records the failed call drained and dropped."""
-    for tp, (state, position) in _positions(consumer).items():
-        was_state, start = before.get(tp, (None, None))
-        if was_state is not state:
-            start = None
-        if start is None and position is not None:
-            # not placed before the call: it started at the group's committed offset, if any
-            start = await consumer.committed(tp) if consumer._group_id else None
-        if start is not None and position is not None and position != start:
+    for tp, (state, position, _) in _positions(consumer).items():
+        was_state, start, strategy = before.get(tp, (None, None, None))
+        if position is None:
+            continue
+        if was_state is not state:  # assigned during the call
+            start, strategy = None, None
+        if start is None:
+            start = await _first_position(consumer, tp, strategy)
+        if start is not None and position != start:
             consumer.seek(tp, start)
+
+
+async def _first_position(
+    consumer: Consumer, tp: TopicPartition, strategy: int | None
+) -> int | None:
+    """Where a partition with no position before the call started: the group's committed
+    offset, else the beginning when it was reset to the earliest (None: unknown)."""
+    committed = await consumer.committed(tp) if consumer._group_id else None
+    if committed is not None:
+        return committed
+    earliest = consumer._auto_offset_reset == "earliest" and strategy in (None, EARLIEST)
+    if strategy == EARLIEST or earliest:
+        return int((await consumer.beginning_offsets([tp]))[tp])
+    log.warning("%s[%d]: cannot tell where the failed fetch began", tp.topic, tp.partition)
+    return None
