@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -24,8 +25,12 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from bus.clients import make_consumer
 from bus.exceptions import BrokerUnavailable, BusError, TopicMissing
+from bus.fetching import fetch
 from bus.reading import Record, high_waters
+from bus.rejected import skip_unreadable
 from bus.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -68,12 +73,14 @@ class Bookmark:
             behind = [parts[p] for p, pos in positions.items() if pos < self.ends[p]]
             if not behind:
                 return
-            batch = await consumer.getmany(*behind, timeout_ms=500, max_records=size)
+            fetched = await fetch(consumer, *behind, timeout_ms=500, max_records=size)
             records = [
                 Record(tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp)
-                for tp, rs in batch.items()
+                for tp, rs in fetched.records.items()
                 for r in rs
             ]
+            for bad in fetched.unreadable:  # skipped: the bookmark moves past it
+                skip_unreadable(log, "other", bad)
             new_positions = {p: await consumer.position(tp) for p, tp in parts.items()}
             if new_positions != positions:
                 last_progress = loop.time()

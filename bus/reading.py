@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -22,8 +23,11 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from bus.clients import make_consumer
 from bus.exceptions import BrokerUnavailable, BusError, TopicMissing
+from bus.fetching import fetch
+from bus.rejected import skip_unreadable
 from bus.settings import KafkaSettings
 
+log = logging.getLogger(__name__)
 Start = Literal["beginning", "end"] | int  # an int is a timestamp in ms
 
 
@@ -216,7 +220,7 @@ async def high_waters(
     deadline = loop.time() + wait_s
     marks: dict[TopicPartition, int | None] = dict.fromkeys(parts)
     while any(v is None for v in marks.values()) and loop.time() < deadline:
-        await consumer.getmany(*parts, timeout_ms=200, max_records=1)
+        await fetch(consumer, *parts, timeout_ms=200, max_records=1)
         marks = {tp: consumer.highwater(tp) for tp in parts}
     for tp, position in positions.items():
         consumer.seek(tp, position)
@@ -236,8 +240,11 @@ async def _poll(
         while deadline is None or loop.time() < deadline:
             if ends and all([await consumer.position(tp) >= end for tp, end in ends.items()]):
                 return
-            batch = await consumer.getmany(timeout_ms=200)
-            for tp, records in batch.items():
+            fetched = await fetch(consumer, timeout_ms=200)
+            for bad in fetched.unreadable:  # counted and logged, committed past
+                skip_unreadable(log, "other", bad)
+                last_new = loop.time()
+            for tp, records in fetched.records.items():
                 last_new = loop.time()
                 for r in records:
                     if stop.max_records is not None and seen >= stop.max_records:
@@ -250,6 +257,8 @@ async def _poll(
                     )  # fmt: skip
             if stop.max_records is not None and seen >= stop.max_records:
                 return
+            for bad in fetched.unreadable:  # after every returned record of its partition
+                pending[bad.tp] = bad.offset + 1
             if commit and pending:
                 await consumer.commit(dict(pending))
                 pending.clear()

@@ -13,12 +13,14 @@ from typing import Literal
 
 from prometheus_client import Counter
 
-from schemas.records import Rejection
+from bus.fetching import Unreadable
+from schemas.records import Reason, Rejection
 
-TopicKind = Literal["control", "job", "feedback", "status", "shadow", "review"]
+TopicKind = Literal["control", "job", "feedback", "status", "shadow", "review", "other"]
 REJECTED_RECORDS = Counter(
     "streamclf_rejected_records_total",
-    "Records of the control, jobs, feedback, status, shadow and review topics that were skipped",
+    "Records of the control, jobs, feedback, status, shadow and review topics (and of any topic "
+    "a CLI reads: other) that were skipped",
     ["topic_kind", "reason"],
 )
 _SEEN_MAX = 10_000
@@ -43,3 +45,8 @@ def skip(
         level, "%s: %s record skipped (%s): %s", where, kind, rejection.reason, rejection.message
     )
     return True
+
+
+def skip_unreadable(log: logging.Logger, kind: TopicKind, bad: Unreadable) -> bool:
+    """`skip` for an offset the client could not parse (`bus.fetching`): reason `header`."""
+    return skip(log, kind, bad.where, Rejection(Reason.HEADER, bad.reason))

@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaError
 from bus.clients import make_consumer
 from bus.creating import TopicOutcome, create_topics, create_topics_report
 from bus.exceptions import BusError, TopicError
+from bus.fetching import fetch
 from bus.settings import KafkaSettings
 
 __all__ = [
@@ -97,7 +98,7 @@ async def high_water_marks(
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 5.0
         while any(v is None for v in marks.values()) and loop.time() < deadline:
-            await consumer.getmany(*tps, timeout_ms=200, max_records=1)
+            await fetch(consumer, *tps, timeout_ms=200, max_records=1)
             for tp in tps:
                 marks[tp] = consumer.highwater(tp)
         infos = []

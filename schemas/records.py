@@ -42,6 +42,7 @@ class Reason(StrEnum):
     UNKNOWN_TYPE = "unknown_type"  # a control command of a type this version does not know
     UNSIGNED = "unsigned"  # a control key is set and the record carries no signature
     BAD_SIGNATURE = "bad_signature"  # the signature is not the key's
+    HEADER = "header"  # the client cannot parse the record (a header name that is not UTF-8)
 
 
 @dataclass(frozen=True, slots=True)

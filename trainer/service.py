@@ -4,7 +4,9 @@ Jobs run one at a time in a thread (the event loop keeps the consumer alive); an
 committed only after the record's result has been published. Records are read through the
 strict decoders of `schemas.records`: a malformed job or feedback event is counted
 (`streamclf_rejected_records_total`), logged once, answered with an `invalid` result and
-committed past; it never stops the service.
+committed past; it never stops the service. A record the client cannot parse at all (a header
+name that is not UTF-8; `bus.fetching`) is counted with reason `header`, answered and
+committed past the same way.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from bus.clients import make_consumer, make_producer
-from bus.rejected import TopicKind, skip
+from bus.fetching import Unreadable, fetch
+from bus.rejected import TopicKind, skip, skip_unreadable
 from bus.settings import KafkaSettings
 from bus.topics import create_topics
 from bus.types import ConsumerRecord, Producer, TopicPartition
@@ -118,13 +121,16 @@ class TrainerService:
         watcher = asyncio.create_task(self._watch(stop))
         try:
             while stop is None or not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=300, max_records=20)
-                for tp, records in batch.items():
+                fetched = await fetch(consumer, timeout_ms=300, max_records=20)
+                for tp, records in fetched.records.items():
                     for record in records:
                         await self.handle(record)
                         await consumer.commit(
                             {TopicPartition(tp.topic, tp.partition): record.offset + 1}
                         )
+                for bad in fetched.unreadable:  # after every record of its partition
+                    await self._unreadable(bad)
+                    await consumer.commit({bad.tp: bad.offset + 1})
         except ShuttingDown:
             log.info("stopped during a job; it resumes from its checkpoint on restart")
         finally:
@@ -188,6 +194,13 @@ class TrainerService:
         skip(log, kind, _where(record), why)
         what = "training job" if kind == "job" else "feedback"
         await self._invalid(record, f"malformed {what}: {why.message}", logged=True)
+
+    async def _unreadable(self, bad: Unreadable) -> None:
+        """An offset the client could not parse: counted, logged once, answered."""
+        kind: TopicKind = "job" if bad.topic == self.settings.jobs_topic else "feedback"
+        skip_unreadable(log, kind, bad)
+        error = f"{bad.where}: unreadable record: {bad.reason}"
+        await self.publish(TrainResult(job_id=bad.where, status="invalid", error=error))
 
     async def _job(self, record: ConsumerRecord) -> None:
         job = decode_job(record.value)

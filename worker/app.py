@@ -20,6 +20,7 @@ import torch
 from bus.batching import BatchProducer
 from bus.clients import make_consumer
 from bus.control import ensure_control_topics
+from bus.fetching import fetch
 from bus.settings import KafkaSettings
 from bus.topics import create_topics, list_topics
 from bus.types import ConsumerRebalanceListener, TopicPartition
@@ -349,12 +350,12 @@ class Worker:
         group, a rebalance the broker does not finish) ends at the stop too."""
         while not self._stop.is_set():
             self.liveness.consume_beat = time.monotonic()
-            poll = self.consumer.getmany(timeout_ms=self.intake.poll_timeout_ms())
+            poll = fetch(self.consumer, timeout_ms=self.intake.poll_timeout_ms())
             try:
-                records = await unless_stopped(poll, self._stop)
+                fetched = await unless_stopped(poll, self._stop)
             except Stopped:
                 return
-            await self.intake.take(records)
+            await self.intake.take(fetched.records, fetched.unreadable)
 
     # -- commits, rebalances, shutdown ---------------------------------------------------
     async def _commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:

@@ -9,7 +9,8 @@ one in force for its model is ignored as stale (a replay, or one overtaken by a 
 Every record goes through the strict decoder (`schemas.records.decode_control`; with a key the
 header signature is checked on the raw bytes first): a bad one is counted in
 `streamclf_rejected_records_total{topic_kind="control"}`, logged once with its offset and
-skipped, at start-up and while running; it never stops the worker.
+skipped, at start-up and while running; it never stops the worker. So is a record the client
+cannot parse at all (a header name that is not UTF-8; `bus.fetching`, reason `header`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from bus.rejected import skip
+from bus.fetching import Fetched, fetch
+from bus.rejected import skip, skip_unreadable
 from bus.types import Consumer, ConsumerRecord, TopicPartition
 from modelstore.store import ModelStore
 from schemas.control import AnyControl, ControlCommand, SwapModel
@@ -78,6 +80,13 @@ class ControlListener:
             self._count(f"{where}: {command.message}; ignored")
         return None
 
+    def _records(self, fetched: Fetched) -> list[ConsumerRecord[bytes, bytes]]:
+        """The fetched records; unreadable offsets are counted, logged once and skipped."""
+        for bad in fetched.unreadable:
+            if skip_unreadable(log, "control", bad):
+                self._count(f"{bad.where}: {bad.reason}; ignored")
+        return fetched.records.get(self.tp, [])
+
     def _fresh(self, command: ControlCommand, offset: int) -> bool:
         """True (and now in force) when the command is newer than the one in force."""
         current = self.in_force.get(command.model)
@@ -111,8 +120,8 @@ class ControlListener:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while loop.time() < deadline:
-            batch = await self.consumer.getmany(self.tp, timeout_ms=300)
-            for record in batch.get(self.tp, []):
+            fetched = await fetch(self.consumer, self.tp, timeout_ms=300)
+            for record in self._records(fetched):
                 command = self._verified(record)
                 if command is None:
                     continue
@@ -130,8 +139,8 @@ class ControlListener:
     async def follow(self, apply: Apply) -> None:
         """Apply new commands as they arrive (runs until cancelled)."""
         while True:
-            batch = await self.consumer.getmany(self.tp, timeout_ms=1000)
-            for record in batch.get(self.tp, []):
+            fetched = await fetch(self.consumer, self.tp, timeout_ms=1000)
+            for record in self._records(fetched):
                 command = self._verified(record)
                 if command is not None and self._fresh(command, record.offset):
                     await apply(command)

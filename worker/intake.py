@@ -1,5 +1,6 @@
 """From polled records to queued batches: spans in the checkpoint, one decode per record,
-dead letters for what cannot be a text event, per-model micro-batches for the pipelines.
+dead letters for what cannot be a text event (or cannot be read at all: `bus.fetching`),
+per-model micro-batches for the pipelines.
 
 A full pipeline queue applies backpressure, but never forever: a batch whose pipeline died
 (or is stuck past the stop deadline) is left unqueued, its offsets uncommitted, redone later.
@@ -10,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
+from bus.fetching import Unreadable
 from bus.types import ConsumerRecord, TopicPartition
+from schemas.deadletter import ErrorKind
 from schemas.decoding import Rejected, decode_event
 from worker import metrics
 from worker.batcher import Batcher, estimate_tokens
@@ -51,8 +55,13 @@ class Intake:
         self.stop_deadline = float("inf")
         self.events_in = 0
 
-    async def take(self, records: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
-        """Handle one poll: decode everything, then queue the batches that are ready."""
+    async def take(
+        self,
+        records: dict[TopicPartition, list[ConsumerRecord[Any, Any]]],
+        unreadable: Sequence[Unreadable] = (),
+    ) -> None:
+        """Handle one poll: decode everything, then queue the batches that are ready.
+        `unreadable` offsets (each after its partition's records) become dead letters."""
         full: list[tuple[str, list[Item]]] = []
         for tp, batch in records.items():
             metrics.EVENTS_IN.labels(tp.topic).inc(len(batch))
@@ -62,6 +71,8 @@ class Intake:
             self.events_in += len(batch)
             for record in batch:
                 self._ingest(tp, span, record, full)
+        for bad in unreadable:
+            self._unreadable(bad)
         await self.publisher.flush()  # dead letters from decoding
         for model, items in full:
             await self.dispatch(model, items)
@@ -74,6 +85,18 @@ class Intake:
         if not deadlines:
             return 200
         return max(0, int((min(deadlines) - time.monotonic()) * 1000))
+
+    def _unreadable(self, bad: Unreadable) -> None:
+        """A `decode` dead letter without key or value (the client could not give them)."""
+        tp = bad.tp
+        span = self.checkpoint.begin(tp, bad.offset, bad.offset, 1)
+        if span is None:
+            return
+        metrics.EVENTS_IN.labels(tp.topic).inc()
+        self.events_in += 1
+        route = self.router[tp.topic]
+        self.publisher.dead_letter(route, tp, bad.offset, None, None, ErrorKind.DECODE, bad.reason,
+                                   span=span)  # fmt: skip
 
     def _ingest(
         self, tp: TopicPartition, span: Span, record: ConsumerRecord[Any, Any], full: list[Any]
