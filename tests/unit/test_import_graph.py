@@ -103,3 +103,25 @@ def test_no_import_circle_between_product_modules() -> None:
 def test_the_checker_finds_a_circle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(graph) == [["a", "b", "c"]]
+
+
+# What each top-level package may import of ours (besides itself).
+MAY_IMPORT = {
+    "schemas": set(),
+    "bus": {"schemas"},
+    "modelstore": {"schemas"},
+    "worker": {"schemas", "bus", "modelstore"},
+    "trainer": {"schemas", "bus", "modelstore"},
+    "admin": {"schemas", "bus", "modelstore", "worker", "trainer"},
+}
+
+
+def test_imports_flow_down() -> None:
+    upward = sorted(
+        f"{module} -> {target}"
+        for module, targets in import_graph().items()
+        for target in targets
+        if target.split(".")[0] != module.split(".")[0]
+        and target.split(".")[0] not in MAY_IMPORT[module.split(".")[0]]
+    )
+    assert upward == []
