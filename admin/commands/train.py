@@ -9,7 +9,14 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Column, Table
 
 from admin.context import (
@@ -55,7 +62,7 @@ class ProgressView:
             TimeElapsedColumn(),
             console=console,
         )
-        self.tasks: dict[int, int] = {}
+        self.tasks: dict[int, TaskID] = {}
 
     def __call__(self, p) -> None:  # type: ignore[no-untyped-def]
         if p.phase == "load":
@@ -259,8 +266,7 @@ def serve(bootstrap: str | None = BootstrapOpt, store: Path | None = StoreOpt) -
     from trainer.settings import TrainerSettings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    overrides = {"model_store": store} if store else {}
-    settings = TrainerSettings(**overrides)
+    settings = TrainerSettings(model_store=store) if store else TrainerSettings()
     metrics.serve(settings.metrics_port, settings.http_host)
     console.print(
         f"trainer: jobs {settings.jobs_topic}, feedback {settings.feedback_topic} -> "
