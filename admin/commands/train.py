@@ -6,6 +6,7 @@ import getpass
 import shlex
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -40,6 +41,9 @@ from modelstore.exceptions import ModelStoreError
 from modelstore.store import ModelStore
 from trainer.exceptions import PromotionRefused, TrainerError
 
+if TYPE_CHECKING:
+    from trainer.config import Progress as TrainProgress
+
 trainer_app = typer.Typer(help="The trainer service.")
 
 
@@ -64,7 +68,7 @@ class ProgressView:
         )
         self.tasks: dict[int, TaskID] = {}
 
-    def __call__(self, p) -> None:  # type: ignore[no-untyped-def]
+    def __call__(self, p: TrainProgress) -> None:
         if p.phase == "load":
             console.print(f"[dim]{esc(p.message)}[/]")
         elif p.phase == "train":
