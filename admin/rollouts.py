@@ -15,20 +15,23 @@ from bus.rollout import RolloutBook, read_rollouts, read_to_end
 from bus.settings import KafkaSettings
 from bus.topics import list_topics
 from modelstore.store import ModelStore
-from schemas.control import CanaryModel, RolloutCommand, ShadowModel
+from schemas.control import CanaryModel, RolloutCommand, RolloutKind, ShadowModel
 from schemas.records import Rejection, decode_feedback, decode_shadow
 from schemas.rollout import ShadowResult
 from schemas.status import WorkerStatus
 
 log = logging.getLogger(__name__)
 FEEDBACK_TOPIC = "streamclf.train.feedback"
-KIND = {"shadow": ShadowModel, "canary": CanaryModel}
+KIND: dict[RolloutKind, type[ShadowModel] | type[CanaryModel]] = {
+    "shadow": ShadowModel,
+    "canary": CanaryModel,
+}
 
 
 async def request_rollout(
     kafka: KafkaSettings,
     store: ModelStore,
-    kind: str,
+    kind: RolloutKind,
     model: str,
     version: str,
     fraction: float,
@@ -58,7 +61,7 @@ async def request_rollout(
 async def stop_rollout(
     kafka: KafkaSettings,
     store: ModelStore,
-    kind: str,
+    kind: RolloutKind,
     model: str,
     key: str | None = None,
     topic: str = CONTROL_TOPIC,

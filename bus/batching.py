@@ -69,7 +69,7 @@ class BatchProducer:
         indexes: list[int],
         out: list[Any],
     ) -> None:
-        batch, members = self.producer.create_batch(), []
+        batch, members = self.producer.create_batch(), list[int]()
         for i in indexes:
             _, key, value = records[i]
             if batch.append(key=key, value=value, timestamp=None) is None:  # full: ship it

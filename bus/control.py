@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from bus.producing import produce_many
 from bus.reading import StopWhen, iter_records
@@ -73,7 +73,7 @@ async def iter_status(
     topic: str = STATUS_TOPIC,
     timeout_s: float = 2.0,
     follow: bool = True,
-) -> AsyncIterator[WorkerStatus]:
+) -> AsyncGenerator[WorkerStatus, None]:
     """Heartbeats from `since_ms` on, until nothing new arrives for `timeout_s`.
 
     With `follow=False` it also stops at the end of the topic as it was when reading began

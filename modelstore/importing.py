@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from modelstore.exceptions import ModelStoreError, NotACheckpoint, UnsafeWeights
+from modelstore.files import WEIGHTS_FILE, utc_now
 from modelstore.hub import fetch, looks_like_hub_id
 from modelstore.reference import drift_reference
-from modelstore.store import WEIGHTS_FILE, ModelStore, utc_now
+from modelstore.store import ModelStore
 from schemas.card import ModelCard
 
 TOKENIZER_FILES = (
@@ -34,7 +36,7 @@ def _resolve_source(source: str, revision: str | None = None) -> Path:
     return fetch(source, revision)
 
 
-def _require_config(src: Path, source: str) -> dict:
+def _require_config(src: Path, source: str) -> dict[str, Any]:
     config_path = src / "config.json"
     if not config_path.is_file():
         raise NotACheckpoint(
@@ -42,7 +44,10 @@ def _require_config(src: Path, source: str) -> dict:
             "with `model.save_pretrained(DIR)` and `tokenizer.save_pretrained(DIR)`, or import "
             "a UER-py .bin with `streamclf models import-uer`"
         )
-    return json.loads(config_path.read_text(encoding="utf-8"))
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if not isinstance(config, dict):
+        raise NotACheckpoint(f"{source}: config.json is not a JSON object")
+    return config
 
 
 def convert_weights(src: Path, dst: Path) -> None:

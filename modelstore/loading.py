@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from modelstore.exceptions import UnsafeWeights
+from modelstore.hf import disable_progress_bar
 from modelstore.integrity import VerifiedVersion, verify_version
 
 
@@ -21,9 +22,8 @@ def load_config_and_tokenizer(path: Path) -> tuple[Any, Any]:
 def load_model(path: Path) -> Any:
     """The sequence classifier's weights (call `verify_version` first), in eval mode."""
     from transformers import AutoModelForSequenceClassification
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
+    disable_progress_bar()
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             path, use_safetensors=True, trust_remote_code=False

@@ -14,8 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from modelstore.files import file_sha256, utc_now
+from modelstore.hf import bert_tokenizer_fast, disable_progress_bar, set_verbosity_error
 from modelstore.reference import drift_reference
-from modelstore.store import ModelStore, utc_now
+from modelstore.store import ModelStore
 from schemas.card import ModelCard
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -49,8 +51,6 @@ def encoder_path(name: str = ENCODER) -> Path:
 
 def encoder_sha256(name: str = ENCODER) -> str:
     """The sha256 of the encoder's weights (what a cache of models trained from it keys on)."""
-    from modelstore.store import file_sha256
-
     return file_sha256(encoder_path(name) / "model.safetensors")
 
 
@@ -68,15 +68,12 @@ def build_tokenizer(preset: str | None = None) -> Any:
     import transformers
 
     if preset in PRETRAINED:
-        from transformers import BertTokenizerFast
-
-        return BertTokenizerFast.from_pretrained(encoder_path(PRETRAINED[preset]))
-    from transformers import BertTokenizerFast
-
+        return bert_tokenizer_fast().from_pretrained(encoder_path(PRETRAINED[preset]))
+    tokenizer_class = bert_tokenizer_fast()
     if int(transformers.__version__.split(".")[0]) >= 5:
         # transformers 5 ignores `vocab_file` here (a 5-token vocab: every character -> [UNK]).
-        return BertTokenizerFast(vocab=load_vocab(), do_lower_case=True, model_max_length=512)
-    return BertTokenizerFast(vocab_file=str(vocab_path()), do_lower_case=True, model_max_length=512)
+        return tokenizer_class(vocab=load_vocab(), do_lower_case=True, model_max_length=512)
+    return tokenizer_class(vocab_file=str(vocab_path()), do_lower_case=True, model_max_length=512)
 
 
 def build_config(preset: str, labels: list[str]) -> Any:
@@ -115,8 +112,8 @@ def _from_encoder(name: str, labels: list[str]) -> Any:
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # "some weights were not initialised": the new head
-    hf_logging.disable_progress_bar()
+    set_verbosity_error()  # "some weights were not initialised": the new head
+    disable_progress_bar()
     try:
         model = BertForSequenceClassification.from_pretrained(
             encoder_path(name),

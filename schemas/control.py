@@ -94,6 +94,7 @@ class CanaryModel(_Rollout):
 
 
 RolloutCommand = ShadowModel | CanaryModel
+RolloutKind = Literal["shadow", "canary"]  # a rollout command's `type`
 AnyControl = SwapModel | Rollback | ShadowModel | CanaryModel
 ControlMessage = Annotated[AnyControl, Field(discriminator="type")]
 control_adapter: TypeAdapter[AnyControl] = TypeAdapter(ControlMessage)

@@ -10,6 +10,7 @@ record's header signature is checked on the raw bytes before anything is parsed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from schemas.strictjson import MAX_DEPTH, Refused, errors_line, parse_bounded, p
 from schemas.training import Feedback, TrainJob
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 KiB = 1024
 CONTROL_MAX_BYTES = 64 * KiB
 JOB_MAX_BYTES = 64 * KiB
@@ -148,7 +150,7 @@ def _object(value: bytes, max_bytes: int) -> dict[str, Any] | Rejection:
     return parsed
 
 
-def _validate(validate: Any, payload: dict[str, Any]) -> Any:
+def _validate(validate: Callable[[dict[str, Any]], T], payload: dict[str, Any]) -> T | Rejection:
     try:
         return validate(payload)
     except ValidationError as exc:

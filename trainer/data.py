@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelstore.store import file_sha256
+from modelstore.files import file_sha256
 from trainer.exceptions import DataError
 
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")

@@ -55,7 +55,8 @@ class FeedbackLog:
         path = self._dir(model) / STATE_FILE
         if not path.is_file():
             return {"trained_upto": 0, "rounds": 0}
-        return json.loads(path.read_text(encoding="utf-8"))
+        state: dict[str, int] = json.loads(path.read_text(encoding="utf-8"))  # its own file
+        return state
 
     def pending(self, model: str) -> int:
         return self.count(model) - self.state(model)["trained_upto"]
@@ -93,7 +94,7 @@ def original_train_file(store: ModelStore, model: str, version: str) -> str | No
         seen.add(current)
         card = store.card(model, current)
         train = (getattr(card, "splits", None) or {}).get("train")
-        if train and FEEDBACK_DIR not in Path(train).parts:
+        if isinstance(train, str) and train and FEEDBACK_DIR not in Path(train).parts:
             return train
         current = card.parent
     return None

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from bus.control import CONTROL_TOPIC, publish_control
 from bus.settings import KafkaSettings
+from modelstore.files import file_sha256
 from modelstore.onnx_export import try_ensure_onnx
-from modelstore.store import ModelStore, file_sha256
+from modelstore.store import ModelStore
 from schemas.card import ModelCard
 from schemas.control import SwapModel
 from trainer.exceptions import PromotionRefused

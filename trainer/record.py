@@ -6,7 +6,7 @@ import platform
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from modelstore.store import utc_now
+from modelstore.files import utc_now
 from schemas.card import DataFile, ModelCard
 
 if TYPE_CHECKING:

@@ -32,7 +32,8 @@ def make_optimizer(model: Any, config: TrainConfig, total_steps: int) -> tuple[A
     """AdamW without decay on biases and LayerNorm; linear warm-up then linear decay."""
     import torch
 
-    decay, no_decay = [], []
+    decay: list[Any] = []
+    no_decay: list[Any] = []
     for name, param in model.named_parameters():
         (no_decay if name.endswith("bias") or "LayerNorm" in name else decay).append(param)
     groups = [
@@ -53,7 +54,7 @@ def make_optimizer(model: Any, config: TrainConfig, total_steps: int) -> tuple[A
 def rng_state() -> dict[str, Any]:
     import torch
 
-    state = {"torch": torch.get_rng_state()}
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state

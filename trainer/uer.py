@@ -12,7 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from modelstore.store import ModelStore, utc_now
+from modelstore.files import file_sha256, utc_now
+from modelstore.hf import bert_tokenizer_fast
+from modelstore.store import ModelStore
 from schemas.card import ModelCard
 from trainer.exceptions import UerFormatError
 
@@ -151,8 +153,6 @@ def load_uer_state(path: Path) -> dict[str, Any]:
 
 def tokenizer_for(vocab: Path | None) -> Any:
     """The bundled Google Chinese vocab, or a UER-py `vocab.txt` (one token a line)."""
-    from transformers import BertTokenizerFast
-
     from modelstore.presets import build_tokenizer
 
     if vocab is None:
@@ -161,7 +161,7 @@ def tokenizer_for(vocab: Path | None) -> Any:
     if words and words[-1] == "":
         words.pop()
     table = {word: i for i, word in enumerate(words)}
-    return BertTokenizerFast(vocab=table, do_lower_case=True, model_max_length=512)
+    return bert_tokenizer_fast()(vocab=table, do_lower_case=True, model_max_length=512)
 
 
 def import_uer(
@@ -175,8 +175,6 @@ def import_uer(
     """Convert a UER-py classifier `.bin` and store it as a new version of `name` (safetensors)."""
     from transformers import BertForSequenceClassification
 
-    from modelstore.store import file_sha256
-
     state = uer_to_hf(load_uer_state(path))
     config = config_for(state, labels, heads)
     tokenizer = tokenizer_for(vocab)
@@ -185,7 +183,7 @@ def import_uer(
             f"the checkpoint's vocab has {config.vocab_size} rows but the tokenizer has "
             f"{len(tokenizer.get_vocab())} tokens; give the matching vocab.txt with --vocab"
         )
-    model = BertForSequenceClassification(config)
+    model: Any = BertForSequenceClassification(config)  # its `eval` is unannotated
     result = model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
     unexpected = [k for k in result.missing_keys if not k.endswith("position_ids")]
     if unexpected or result.unexpected_keys:

@@ -66,7 +66,8 @@ def cache_key(prefix: str, model: str, identity: str, text: str, pair: str | Non
 
 
 class ResultCache(Protocol):
-    state: str
+    @property
+    def state(self) -> str: ...
 
     async def get_many(self, keys: list[str]) -> list[dict[str, Any] | None]: ...
 
@@ -200,7 +201,7 @@ class RedisCache:
             await self._client.aclose()
 
 
-def _loads(raw: bytes) -> dict[str, Any]:
+def _loads(raw: bytes | str) -> dict[str, Any]:
     """A cached value; `{}` (no prediction: the pipeline counts it as corrupt) if it is over
     `MAX_VALUE_BYTES` (checked before parsing) or not a JSON object."""
     if len(raw) > MAX_VALUE_BYTES:

@@ -63,7 +63,7 @@ def encode(
     tokenizer: Any, texts: Sequence[str], pairs: Sequence[str | None], max_length: int
 ) -> list[tuple[list[int], list[int], bool]]:
     """(input ids, token type ids, truncated) per text, unpadded."""
-    rows: list[tuple[list[int], list[int], bool] | None] = [None] * len(texts)
+    rows: dict[int, tuple[list[int], list[int], bool]] = {}
     singles = [i for i, p in enumerate(pairs) if p is None]
     doubles = [i for i, p in enumerate(pairs) if p is not None]
     for group, with_pair in ((singles, False), (doubles, True)):
@@ -89,7 +89,7 @@ def encode(
                 ids = one["input_ids"]
                 types = one.get("token_type_ids", [0] * len(ids))
             rows[i] = (ids, types, truncated)
-    return rows  # type: ignore[return-value]
+    return [rows[i] for i in range(len(texts))]  # every index is a single or a double
 
 
 def plan(lengths: Sequence[int], max_tokens: int, max_rows: int, sort: bool) -> list[list[int]]:

@@ -32,7 +32,7 @@ from admin.context import (
 )
 from admin.safe_text import esc
 from bus.exceptions import BusError
-from schemas.control import RolloutCommand
+from schemas.control import RolloutCommand, RolloutKind
 
 FeedbackTopicOpt = typer.Option(
     "streamclf.train.feedback",
@@ -44,7 +44,7 @@ WaitOpt = typer.Option(False, "--wait", help="Wait until every live worker appli
 
 
 def _publish(
-    kind: str,
+    kind: RolloutKind,
     name: str,
     version: str | None,
     fraction: float | None,

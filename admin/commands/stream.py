@@ -11,6 +11,7 @@ import select
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import orjson
 import typer
@@ -156,7 +157,7 @@ def _reader_gone() -> bool:
         return False
 
 
-async def _watch_reader(task: asyncio.Task | None) -> None:
+async def _watch_reader(task: asyncio.Task[Any] | None) -> None:
     """Stop a following tail as soon as its reader goes away, not at the next event."""
     while not _reader_gone():
         await asyncio.sleep(0.2)

@@ -6,10 +6,18 @@ import getpass
 import shlex
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Column, Table
 
 from admin.context import (
@@ -33,6 +41,9 @@ from modelstore.exceptions import ModelStoreError
 from modelstore.store import ModelStore
 from trainer.exceptions import PromotionRefused, TrainerError
 
+if TYPE_CHECKING:
+    from trainer.config import Progress as TrainProgress
+
 trainer_app = typer.Typer(help="The trainer service.")
 
 
@@ -55,9 +66,9 @@ class ProgressView:
             TimeElapsedColumn(),
             console=console,
         )
-        self.tasks: dict[int, int] = {}
+        self.tasks: dict[int, TaskID] = {}
 
-    def __call__(self, p) -> None:  # type: ignore[no-untyped-def]
+    def __call__(self, p: TrainProgress) -> None:
         if p.phase == "load":
             console.print(f"[dim]{esc(p.message)}[/]")
         elif p.phase == "train":
@@ -259,8 +270,7 @@ def serve(bootstrap: str | None = BootstrapOpt, store: Path | None = StoreOpt) -
     from trainer.settings import TrainerSettings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    overrides = {"model_store": store} if store else {}
-    settings = TrainerSettings(**overrides)
+    settings = TrainerSettings(model_store=store) if store else TrainerSettings()
     metrics.serve(settings.metrics_port, settings.http_host)
     console.print(
         f"trainer: jobs {settings.jobs_topic}, feedback {settings.feedback_topic} -> "

@@ -85,11 +85,10 @@ def first_version(store_root: Path, cache_root: Path) -> Trained:
         shutil.copytree(cached / "store", store_root)
         meta = json.loads((cached / "trained.json").read_text())
         return Trained(meta["version"], meta["dev_accuracy"], meta["seconds"], cached=True)
-    from transformers.utils import logging as hf_logging
-
+    from modelstore.hf import disable_progress_bar
     from modelstore.presets import build_model, build_tokenizer
 
-    hf_logging.disable_progress_bar()
+    disable_progress_bar()
     tmp = cached.with_name(cached.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -109,7 +108,7 @@ def first_version(store_root: Path, cache_root: Path) -> Trained:
 def second_version(store_root: Path) -> Trained:
     """A new version trained from the active one on the whole sample (twice the rows, one
     epoch at a tenth of the learning rate)."""
-    return _train(ModelStore(store_root), **SECOND)
+    return _train(ModelStore(store_root), TRAIN, **SECOND)
 
 
 def gate(store_root: Path, version: str) -> str:

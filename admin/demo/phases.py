@@ -96,12 +96,13 @@ async def shadow(demo: Demo, version: str) -> None:
     rows = _dev(100, offset=40)
     await stream.produce(demo.kafka, demo.topic, [(f"sh-{i}", t) for i, (_, t) in enumerate(rows)])
     await stream.outputs(demo.kafka, demo.labelled, {f"sh-{i}" for i in range(len(rows))})
-    report = None
-    for _ in range(20):  # shadow results are published beside the labelled ones
-        report = await gather_report(demo.kafka, MODEL, version, [f"{demo.topic}.shadow"])
+    shadow_topics = [f"{demo.topic}.shadow"]  # shadow results are published beside the labelled
+    report = await gather_report(demo.kafka, MODEL, version, shadow_topics)
+    for _ in range(19):  # 20 reads in all, half a second apart
         if report.events >= len(rows):
             break
         await asyncio.sleep(0.5)
+        report = await gather_report(demo.kafka, MODEL, version, shadow_topics)
     demo.summary["shadow"] = {"events": report.events, "agreement": report.agreement}
     console.print(f"$ streamclf models compare {MODEL} {version}", highlight=False)
     for table in compare_tables(report):
@@ -137,7 +138,7 @@ async def swap_mid_stream(demo: Demo, version: str) -> int:
         f"[{colour}]in {d['in']}, out {d['out']}, lost {d['lost']}, duplicates "
         f"{d['duplicates']}[/]; answered by {esc(d['by_version'])}"
     )
-    return int(d["lost"])  # type: ignore[call-overload]
+    return d["lost"]
 
 
 def status(demo: Demo) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any, TypedDict
 
 from rich.table import Table
 
@@ -52,9 +53,16 @@ async def trickle(
             await asyncio.sleep(step / per_s)
 
 
+# "in" is a keyword, hence the functional form.
+Delivery = TypedDict(
+    "Delivery",
+    {"in": int, "out": int, "lost": int, "duplicates": int, "by_version": dict[str, int]},
+)
+
+
 async def outputs(
     kafka: KafkaSettings, topic: str, ids: set[str], timeout_s: float = 120
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Labelled events of `topic` whose id is in `ids`, once all arrived (or at the timeout)."""
     records = await read_until_quiet(
         kafka, [topic], quiet_s=0.5, timeout_s=timeout_s, wait_for_topics_s=timeout_s,
@@ -65,7 +73,7 @@ async def outputs(
 
 
 def label_table(
-    title: str, texts: dict[str, str], events: list[dict], truth: dict[str, str]
+    title: str, texts: dict[str, str], events: list[dict[str, Any]], truth: dict[str, str]
 ) -> Table:
     table = Table(title=title)
     # The short columns keep their width in an 80-column terminal; the text gives way.
@@ -86,7 +94,7 @@ def _short(text: str, chars: int = 40) -> str:
     return text if len(text) <= chars else text[: chars - 1] + "…"
 
 
-def delivery(sent: list[str], out: list[dict]) -> dict[str, object]:
+def delivery(sent: list[str], out: list[dict[str, Any]]) -> Delivery:
     """In = out: every acknowledged id came back exactly once; which versions answered."""
     ids = Counter(o["id"] for o in out)
     return {

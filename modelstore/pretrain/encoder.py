@@ -24,6 +24,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelstore.hf import bert_tokenizer_fast, linear_schedule_with_warmup
+
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 OUT = Path(__file__).resolve().parents[1] / "assets" / "zh-tiny-encoder"
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -73,9 +75,7 @@ def read_texts(files: list[Path]) -> list[str]:
 
 
 def make_tokenizer(vocab: dict[str, int], max_len: int = 512) -> Any:
-    from transformers import BertTokenizerFast
-
-    return BertTokenizerFast(vocab=vocab, do_lower_case=True, model_max_length=max_len)
+    return bert_tokenizer_fast()(vocab=vocab, do_lower_case=True, model_max_length=max_len)
 
 
 def build_vocab(texts: list[str], settings: Settings) -> list[str]:
@@ -176,7 +176,6 @@ def mlm_loss(model: Any, batch: dict[str, Any]) -> Any:
 
 def pretrain(settings: Settings, data: Path, out: Path, log_every: int = 50) -> dict[str, Any]:
     import torch
-    from transformers import get_linear_schedule_with_warmup
 
     torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
@@ -201,7 +200,7 @@ def pretrain(settings: Settings, data: Path, out: Path, log_every: int = 50) -> 
          "weight_decay": 0.0},
     ]  # fmt: skip
     optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate)
-    scheduler = get_linear_schedule_with_warmup(
+    scheduler = linear_schedule_with_warmup(
         optimizer, int(settings.warmup * settings.steps), settings.steps
     )
     gen = torch.Generator().manual_seed(settings.seed)

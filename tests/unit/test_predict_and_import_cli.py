@@ -82,6 +82,18 @@ def test_import_of_a_directory_without_config_json(tmp_path: Path) -> None:
     assert "no config.json" in line and "save_pretrained" in line
 
 
+def test_import_of_a_config_json_that_is_not_an_object(tmp_path: Path) -> None:
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "model.safetensors").write_bytes(b"")
+    (tmp_path / "ckpt" / "config.json").write_text("[1, 2]", encoding="utf-8")
+    proc = streamclf(
+        "models", "import", "x", str(tmp_path / "ckpt"), "--store", str(tmp_path / "s")
+    )
+    assert proc.returncode == 2
+    assert "config.json is not a JSON object" in one_line_error(proc)
+    assert not (tmp_path / "s" / "x").exists()
+
+
 def _hub_cache(tmp: Path, store: Path) -> tuple[Path, dict[str, str]]:
     """A hub cache (HF_HOME/hub/models--org--tiny) with two commits: `main` has safetensors
     and a `.bin` of other weights, tag `v2` has only a `.bin`."""
