@@ -147,7 +147,7 @@ async def _first_position(
 ) -> int | None:
     """Where a partition with no position before the call started: the group's committed
     offset, else the beginning when it was reset to the earliest (None: unknown)."""
-    committed = await consumer.committed(tp) if consumer._group_id else None
+    committed: int | None = await consumer.committed(tp) if consumer._group_id else None
     if committed is not None:
         return committed
     earliest = consumer._auto_offset_reset == "earliest" and strategy in (None, EARLIEST)

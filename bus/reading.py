@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -74,7 +74,7 @@ async def iter_records(
     wait_for_topics_s: float = 0.0,
     missing_ok: bool = False,
     on_wait: Callable[[list[str]], None] | None = None,
-) -> AsyncIterator[Record]:
+) -> AsyncGenerator[Record, None]:
     """Records of `topics` until `stop` says so. A missing topic raises `TopicMissing`
     (after waiting up to `wait_for_topics_s`; `on_wait` is told the missing topics once, when
     the wait begins), or ends the read at once with `missing_ok`."""
@@ -229,7 +229,7 @@ async def high_waters(
 
 async def _poll(
     consumer: AIOKafkaConsumer, parts: list[TopicPartition], stop: StopWhen, commit: bool
-) -> AsyncIterator[Record]:
+) -> AsyncGenerator[Record, None]:
     loop = asyncio.get_running_loop()
     deadline = None if stop.timeout_s is None else loop.time() + stop.timeout_s
     ends = await high_waters(consumer, parts) if stop.at_end else {}

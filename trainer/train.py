@@ -139,9 +139,10 @@ def _save(run: _Run, loop: LoopState, rng: dict[str, Any]) -> None:
 
 def _prepare(config: TrainConfig, store: ModelStore, progress: ProgressFn) -> _Run:
     import torch
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
+    from modelstore.hf import disable_progress_bar
+
+    disable_progress_bar()
 
     seed_everything(config.seed)
     start = load_start(config, store)

@@ -273,10 +273,13 @@ class InferenceEngine:
         """As transformers' text-classification pipeline: sigmoid for one label or
         multi-label problems, softmax otherwise."""
         logits = logits.astype(np.float32, copy=False)
+        probabilities: np.ndarray
         if self.num_labels == 1 or self.problem_type == "multi_label_classification":
-            return 1.0 / (1.0 + np.exp(-logits))
-        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        return shifted / shifted.sum(axis=-1, keepdims=True)
+            probabilities = 1.0 / (1.0 + np.exp(-logits))
+        else:
+            shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+            probabilities = shifted / shifted.sum(axis=-1, keepdims=True)
+        return probabilities
 
     def _prediction(self, probs: np.ndarray, truncated: bool) -> Prediction:
         k = min(self.top_k, probs.shape[-1])

@@ -26,7 +26,7 @@ class TorchBackend:
                 raise BackendUnavailable("dynamic int8 torch runs on CPU only")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices
-                model = torch.ao.quantization.quantize_dynamic(
+                model = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
                     model, {torch.nn.Linear}, dtype=torch.qint8, inplace=not copy_model
                 )
         elif precision in DTYPES:
@@ -45,7 +45,8 @@ class TorchBackend:
                 token_type_ids=torch.from_numpy(types).to(dev, non_blocking=True),
                 attention_mask=torch.from_numpy(mask).to(dev, non_blocking=True),
             )
-        return out.logits.float().cpu().numpy()
+        logits: np.ndarray = out.logits.float().cpu().numpy()
+        return logits
 
     def is_oom(self, exc: BaseException) -> bool:
         """Whether `exc` is an out-of-memory error (then the CUDA cache is emptied too)."""
