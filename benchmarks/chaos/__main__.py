@@ -32,7 +32,10 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--storm-cycles", type=int, default=d.storm_cycles, help="SIGTERMs")
     p.add_argument("--storm-every-s", type=float, default=d.storm_every_s)
     p.add_argument(
-        "--control-poison", action="store_true", help="poison records on the control topic"
+        "--control-poison",
+        action=argparse.BooleanOptionalAction,
+        default=d.control_poison,
+        help="poison records on the control topic before the workers start",
     )
     p.add_argument("--timeout-s", type=float, default=d.timeout_s)
     p.add_argument("--seed", type=int, default=d.seed)

@@ -42,7 +42,8 @@ def paragraph(payload: dict[str, Any] | None) -> str:
         f"`make chaos` (`benchmarks/results/chaos.json`, {payload['created_at']}, "
         f"{payload['wall_s']:,.0f} s): {_n(f['events'])} inputs ({_n(f['good_events'])} text "
         f"events, {_n(f['poison'])} poison records of {len(f['poison_by_class'])} classes) over "
-        f"{cfg['partitions']} partitions and {cfg['workers']} workers; {f['kills']} SIGKILLs, "
+        f"{cfg['partitions']} partitions and {cfg['workers']} workers; {_control(f)}"
+        f"{f['kills']} SIGKILLs, "
         f"each followed by a restart{refusals}; {_storm(f, cfg)}Redis stopped and restarted {f['redis_restarts']} time(s); "
         f"hot swap to {swap.get('version')} mid-run (exit {swap.get('exit_code')}). From the "
         f"topics alone: lost {_n(f['lost'])}, {_n(f['outputs'])} labelled events, "
@@ -50,6 +51,12 @@ def paragraph(payload: dict[str, Any] | None) -> str:
         f"against a bound of {_n(f['duplicate_bound'])} (the killed workers' uncommitted "
         f"windows), surviving workers healthy: {'yes' if healthy else 'no'}; {verdict}."
     )
+
+
+def _control(f: dict[str, Any]) -> str:
+    """Control-topic poison, for runs that had it (older chaos.json files did not)."""
+    n = f.get("control_poison") or 0
+    return f"{n} poison records on the control topic before any worker started; " if n else ""
 
 
 def _storm(f: dict[str, Any], cfg: dict[str, Any]) -> str:
