@@ -55,6 +55,10 @@ class WorkerSettings(BaseSettings):
     engine: Literal["auto", "torch", "onnx"] = "auto"
     dtype: Literal["auto", "fp32", "bf16", "fp16", "int8"] = "auto"
     min_dtype_agreement: float = 0.99  # top-1 agreement with fp32 torch on >= 256 probe texts
+    # With the trainer's labelled dev probes: accuracy drop vs fp32 at most this (0.005 = 0.5
+    # points) and top-1 agreement at least `min_agreement` (docs/worker.md)
+    max_accuracy_drop: float = Field(0.005, ge=0, le=1)
+    min_agreement: float = Field(0.97, ge=0, le=1)
     torch_threads: int | None = None
     top_k: int = 5
 
@@ -129,6 +133,8 @@ class WorkerSettings(BaseSettings):
             "max_batch_tokens": self.max_padded_tokens or 0,
             "top_k": self.top_k,
             "min_dtype_agreement": self.min_dtype_agreement,
+            "max_accuracy_drop": self.max_accuracy_drop,
+            "min_labelled_agreement": self.min_agreement,
         }
 
     def parsed_routes(self) -> list[Route]:
