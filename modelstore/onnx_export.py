@@ -1,7 +1,9 @@
 """ONNX graphs of a stored version: exported here from its safetensors weights, never downloaded.
 
 `<version>/onnx/` holds `model.onnx` (fp32), `model.int8.onnx` (ONNX Runtime dynamic int8) and
-`manifest.json` (sha256 of each file and of the weights they came from). Graphs are written
+`manifest.json` (sha256 of each file and of the weights they came from); a worker adds
+`model.int8-static.onnx` (static int8, calibrated on probe texts: `ensure_static_int8`) when
+`auto` considers it. Graphs are written
 when a version is created, imported or promoted, and again by a worker that finds them missing
 or not matching the manifest. Nothing is unpickled: the graphs are protobuf files checked by
 sha256 before a session opens them. Needs the optional `onnx` extra (onnx + onnxruntime).
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 ONNX_DIR = "onnx"
 MANIFEST = "manifest.json"
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+STATIC_INT8 = "int8-static"  # QDQ, per-channel weights, activations calibrated on probe texts
+STATIC_FILE = "model.int8-static.onnx"
 OPSET = 17
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -199,3 +203,100 @@ def _quantize_int8(src: Path, dst: Path) -> str:
     finally:
         root.disabled = was
     return f"onnxruntime.quantization.quantize_dynamic {onnxruntime.__version__}"
+
+
+Feed = dict[str, Any]  # input name -> int64 array, one calibration batch
+
+
+def ensure_static_int8(version_dir: Path, calibration: list[Feed]) -> OnnxManifest:
+    """The version's manifest with a static int8 graph in it, made now when missing.
+
+    ONNX Runtime `quantize_static`: QDQ format, int8 weights per output channel, int8
+    activations whose ranges are calibrated (min/max) on `calibration` batches; MatMul and Gemm
+    only (LayerNorm, Softmax and GELU stay fp32). The file joins the manifest with its sha256,
+    so `verified_path` checks it like the others.
+    """
+    manifest = ensure_onnx(version_dir)
+    if manifest is None:
+        raise OnnxExportError("onnx/onnxruntime not installed (the `onnx` extra)")
+    if manifest.file(STATIC_INT8) is not None:
+        try:
+            verified_path(version_dir, STATIC_INT8, manifest)
+            return manifest
+        except OnnxExportError:
+            log.warning("%s: static int8 graph missing or altered; making it again", version_dir)
+            kept = [f for f in manifest.files if f.precision != STATIC_INT8]
+            manifest = manifest.model_copy(update={"files": kept})
+    if not calibration:
+        raise OnnxExportError(f"{version_dir}: no calibration texts for static int8")
+    started = time.perf_counter()
+    src = verified_path(version_dir, "fp32", manifest)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-static-", dir=version_dir / ONNX_DIR))
+    try:
+        quantizer = _quantize_static(src, tmp / STATIC_FILE, calibration)
+        os.replace(tmp / STATIC_FILE, version_dir / ONNX_DIR / STATIC_FILE)
+    except OnnxExportError:
+        raise
+    except Exception as exc:  # quantizer errors come in many types
+        raise OnnxExportError(f"{version_dir}: static int8 quantization failed: {exc}") from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    path = version_dir / ONNX_DIR / STATIC_FILE
+    entry = OnnxFile(
+        precision=STATIC_INT8,
+        path=f"{ONNX_DIR}/{STATIC_FILE}",
+        sha256=file_sha256(path),
+        size_bytes=path.stat().st_size,
+    )
+    manifest = manifest.model_copy(
+        update={
+            "files": [*manifest.files, entry],
+            "quantizer": f"{manifest.quantizer}; {quantizer}",
+        }
+    )
+    text = manifest.model_dump_json(indent=2)
+    tmp_manifest = version_dir / ONNX_DIR / f".tmp-{MANIFEST}-{os.getpid()}"
+    tmp_manifest.write_text(text, encoding="utf-8")
+    os.replace(tmp_manifest, version_dir / ONNX_DIR / MANIFEST)
+    log.info("%s: static int8 graph in %.1fs", version_dir, time.perf_counter() - started)
+    return manifest
+
+
+def _quantize_static(src: Path, dst: Path, calibration: list[Feed]) -> str:
+    import onnx
+    import onnxruntime
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    names = {i.name for i in onnx.load(str(src), load_external_data=False).graph.input}
+
+    class Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.feeds = iter([{k: v for k, v in f.items() if k in names} for f in calibration])
+
+        def get_next(self) -> Feed | None:
+            return next(self.feeds, None)
+
+    root = logging.getLogger()
+    was, root.disabled = root.disabled, True  # quiet its "consider pre-processing" hint
+    try:
+        quantize_static(
+            str(src),
+            str(dst),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=["MatMul", "Gemm"],
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+        )
+    finally:
+        root.disabled = was
+    return f"onnxruntime.quantization.quantize_static (QDQ, per-channel) {onnxruntime.__version__}"

@@ -106,3 +106,17 @@ def probe_set(version_dir: Path | None, count: int = MIN_PROBES) -> ProbeSet:
         rows = own + shipped[: count - len(own)]
     source = "version" if len(own) >= count else ("version+shipped" if own else "shipped")
     return ProbeSet([r[0] for r in rows], [r[1] for r in rows], source, [r[2] for r in rows])
+
+
+def calibration_set(version_dir: Path | None, count: int = 128) -> ProbeSet:
+    """Texts to calibrate static int8 on: the version's dev texts after the probe texts (so the
+    accuracy check does not run on what calibrated it), topped up from the shipped ones."""
+    own: list[Row] = []
+    if version_dir is not None and (version_dir / PROBE_FILE).is_file():
+        try:
+            own = read_jsonl(version_dir / PROBE_FILE)[MIN_PROBES : MIN_PROBES + count]
+        except OSError as exc:
+            log.warning("%s: unreadable (%s); calibrating on shipped texts", version_dir, exc)
+    shipped = read_jsonl(shipped_path())
+    rows = own + shipped[::-1][: count - len(own)]  # the shipped probes' far end first
+    return ProbeSet([r[0] for r in rows], [r[1] for r in rows], "calibration")

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from modelstore.onnx_export import STATIC_INT8
 from schemas.engine import CandidateReport, EngineChoice
 from worker.backends.base import REFERENCE, Backend, BackendUnavailable, InferenceFailed, Spec
 
@@ -37,6 +38,8 @@ REFERENCE_FILE = "probe-reference.json"  # fp32 torch probabilities on the probe
 KEEP_CHOICES = 8
 TIMED_BATCHES = 4  # probe batches each candidate is timed on
 Chunk = tuple[np.ndarray, np.ndarray, np.ndarray]  # padded ids, types, mask
+ONNX_PRECISIONS = ("fp32", "int8", STATIC_INT8)
+TORCH_PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 MIN_LABELLED = 64  # fewer labelled probe texts than this: the accuracy change is not judged
 
 
@@ -96,13 +99,16 @@ def candidate_specs(
                 "onnx engine: onnx/onnxruntime not installed (the `onnx` extra)"
             )
         precision = "fp32" if dtype == "auto" else dtype
-        if precision not in ("fp32", "int8"):
-            raise BackendUnavailable(f"the onnx engine has fp32 and int8, not {precision}")
+        if precision not in ONNX_PRECISIONS:
+            raise BackendUnavailable(
+                f"the onnx engine has {', '.join(ONNX_PRECISIONS)}, not {precision}"
+            )
         return [Spec("onnx", precision)], "explicit"
     precisions = ["fp32", "bf16", "int8"] if dtype == "auto" else [dtype]
-    specs = [Spec("torch", p) for p in precisions]
+    specs = [Spec("torch", p) for p in precisions if p in TORCH_PRECISIONS]
     if onnx_ok:
-        specs += [Spec("onnx", p) for p in precisions if p in ("fp32", "int8")]
+        precisions += [STATIC_INT8] if dtype == "auto" else []
+        specs += [Spec("onnx", p) for p in precisions if p in ONNX_PRECISIONS]
     return specs, "auto"
 
 

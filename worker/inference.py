@@ -26,13 +26,16 @@ import torch
 
 from modelstore.loading import load_config_and_tokenizer, load_model, verify_weights
 from modelstore.onnx_export import (
+    FILES,
+    STATIC_INT8,
     OnnxExportError,
     ensure_onnx,
+    ensure_static_int8,
     onnx_available,
     read_manifest,
     verified_path,
 )
-from modelstore.probes import ProbeSet, probe_set
+from modelstore.probes import ProbeSet, calibration_set, probe_set
 from schemas.engine import EngineChoice
 from worker import encoding
 from worker.backends.base import REFERENCE, Backend, BackendUnavailable, InferenceFailed, Spec
@@ -185,7 +188,8 @@ class InferenceEngine:
         ).hexdigest()
         return key_parts(
             weights=self.weights_sha256,
-            graphs=[f.sha256 for f in manifest.files] if manifest else None,
+            # the exported graphs; static int8 is made from fp32 and the probe file at load
+            graphs=[f.sha256 for f in manifest.files if f.precision in FILES] if manifest else None,
             specs=[str(s) for s in specs],
             rule=repr(self.accept_rule()),
             device=str(self.torch_device),
@@ -216,10 +220,23 @@ class InferenceEngine:
             manifest = ensure_onnx(self.model_dir, self._fp32 if on_cpu else None)
             if manifest is None:
                 raise BackendUnavailable("onnx/onnxruntime not installed (the `onnx` extra)")
+            if spec.precision == STATIC_INT8:
+                manifest = ensure_static_int8(self.model_dir, self._calibration_feeds())
             graph = verified_path(self.model_dir, spec.precision, manifest)
         except OnnxExportError as exc:
             raise BackendUnavailable(str(exc)) from exc
         return OnnxBackend(graph, spec.precision, torch.get_num_threads())
+
+    def _calibration_feeds(self) -> list[dict[str, np.ndarray]]:
+        """Padded batches of the calibration texts, as ONNX Runtime inputs."""
+        probes = calibration_set(self.model_dir)
+        prepared = encoding.prepare(
+            self.tokenizer, probes.texts, probes.pairs, self.max_length, self.max_batch_tokens
+        )
+        return [
+            {"input_ids": s.ids, "attention_mask": s.mask, "token_type_ids": s.types}
+            for s in prepared.sub_batches
+        ]
 
     def _probe_batches(
         self, probes: ProbeSet

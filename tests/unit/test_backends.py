@@ -91,7 +91,8 @@ def test_auto_takes_the_fastest_agreeing_backend_and_caches_the_choice(model_dir
     choice = engine.choice
     measured = {(c.backend, c.precision): c for c in choice.candidates}
     assert set(measured) == {
-        ("torch", "fp32"), ("torch", "bf16"), ("torch", "int8"), ("onnx", "fp32"), ("onnx", "int8")
+        ("torch", "fp32"), ("torch", "bf16"), ("torch", "int8"), ("onnx", "fp32"), ("onnx", "int8"),
+        ("onnx", "int8-static"),
     }  # fmt: skip
     accepted = [c for c in choice.candidates if c.accepted]
     fastest = max(accepted, key=lambda c: c.texts_per_s or 0)
