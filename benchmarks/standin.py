@@ -14,6 +14,7 @@ what it is, how long it took and its dev accuracy.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -76,6 +77,7 @@ def cache_key(settings: StandinSettings, slices: dict[str, bytes]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=8)
 def cache_dir(settings: StandinSettings, data_root: Path = DATA_ROOT) -> Path:
     return state_dir() / "standin" / cache_key(settings, _slices(settings, data_root))
 

@@ -97,7 +97,22 @@ def run(ctx: BenchContext) -> list[Result]:
         engine.release()
     fastest = max(results, key=lambda r: r.texts_per_s or 0)
     ctx.shared["ceiling_fastest"] = (fastest.settings["backend"], fastest.settings["dtype"])
-    return results
+    return results + random_init_row(ctx, texts, fastest.settings)
+
+
+def random_init_row(ctx: BenchContext, texts: list[str], fastest: dict[str, Any]) -> list[Result]:
+    """Informational, when roberta-base runs on the trained stand-in: the randomly initialised
+    12-layer preset on the stand-in's fastest backend (speed and agreement; its near-equal
+    class probabilities are why reduced precision flips its labels)."""
+    from benchmarks.common import RANDOM_INIT, use_standin
+    from benchmarks.scenarios.e2e import worker_max_batch
+
+    if not use_standin(ctx.preset) or ctx.quick:
+        return []
+    engine = load_engine(ctx, fastest["backend"], fastest["dtype"], ctx.model_dir(RANDOM_INIT))
+    row = measure_spec(ctx, engine, texts, worker_max_batch(ctx), RANDOM_INIT)
+    engine.release()
+    return [row]
 
 
 def measure_spec(
