@@ -211,7 +211,7 @@ Feed = dict[str, Any]  # input name -> int64 array, one calibration batch
 def ensure_static_int8(version_dir: Path, calibration: list[Feed]) -> OnnxManifest:
     """The version's manifest with a static int8 graph in it, made now when missing.
 
-    ONNX Runtime `quantize_static`: QDQ format, int8 weights per output channel, int8
+    ONNX Runtime `quantize_static`: QDQ format, int8 weights per output channel, uint8
     activations whose ranges are calibrated (min/max) on `calibration` batches; MatMul and Gemm
     only (LayerNorm, Softmax and GELU stay fp32). The file joins the manifest with its sha256,
     so `verified_path` checks it like the others.
@@ -292,7 +292,9 @@ def _quantize_static(src: Path, dst: Path, calibration: list[Feed]) -> str:
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=["MatMul", "Gemm"],
             per_channel=True,
-            activation_type=QuantType.QInt8,
+            # uint8 activations x int8 weights: ORT's fast x86 path (measured here on a
+            # 768-wide BERT: 2.3x the int8 x int8 graph, which ran at fp32 speed)
+            activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
