@@ -154,3 +154,33 @@ def test_the_probe_file_keeps_labels_and_skips_bad_lines(tmp_path: Path) -> None
     ids = probes.label_ids({"negative": 0, "positive": 1})
     assert ids[:3] == [0, 1, 0] and ids[301] is None
     assert probes.label_ids({"negative": 0})[1] is None  # a label the model does not have
+
+
+def test_status_json_shows_each_candidates_accuracy_change() -> None:
+    from admin.render import worker_row
+    from schemas.status import WorkerStatus
+
+    choice = run({INT8: (RIGHT[:3] + WRONG[:3], 0.0), BF16: (RIGHT[:2], 0.0)}, AcceptRule())
+    status = WorkerStatus(worker_id="w1", host="h", pid=1, at_ms=0, versions={"news": "v3"},
+                          engines={"news": choice})  # fmt: skip
+    row = worker_row(WorkerStatus.model_validate_json(status.model_dump_json()), False, 0)
+    listed = {(c["backend"], c["precision"]): c for c in row["engine_candidates"]["news"]}
+    assert listed[("torch", "bf16")]["accuracy_delta"] == pytest.approx(-0.01)
+    assert listed[("torch", "bf16")]["accepted"] is False
+    assert listed[("onnx", "int8")]["accepted"] is True
+    assert row["engine_choices"]["news"]["accuracy_delta"] == pytest.approx(0.0)
+
+
+def test_metrics_export_each_candidates_agreement_and_accuracy_delta() -> None:
+    from prometheus_client import REGISTRY
+
+    from worker.metrics import record_engine
+
+    choice = run({INT8: (RIGHT[:1], 0.0)}, AcceptRule())
+    record_engine("rule-model", "v9", choice, True)
+    labels = {"model": "rule-model", "version": "v9", "backend": "onnx", "precision": "int8"}
+    delta = REGISTRY.get_sample_value("streamclf_engine_candidate_accuracy_delta", labels)
+    agree = REGISTRY.get_sample_value("streamclf_engine_candidate_agreement", labels)
+    assert delta == pytest.approx(-0.005) and agree == pytest.approx(0.995)
+    record_engine("rule-model", "v9", choice, False)  # the version leaves: its series go
+    assert REGISTRY.get_sample_value("streamclf_engine_candidate_agreement", labels) is None
