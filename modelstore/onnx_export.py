@@ -78,7 +78,8 @@ def is_current(version_dir: Path, manifest: OnnxManifest | None, weights_sha256:
         return False
     try:
         for entry in manifest.files:
-            verified_path(version_dir, entry.precision, manifest)
+            if entry.precision in FILES:  # the static int8 graph: `ensure_static_int8`
+                verified_path(version_dir, entry.precision, manifest)
     except OnnxExportError:
         return False
     return {f.precision for f in manifest.files} >= set(FILES)
@@ -209,6 +210,15 @@ Feed = dict[str, Any]  # input name -> int64 array, one calibration batch
 
 
 def ensure_static_int8(version_dir: Path, calibration: list[Feed]) -> OnnxManifest:
+    """`_ensure_static_int8`; a store it cannot write to (read-only, full) is an
+    OnnxExportError, so the worker reports the candidate unavailable and carries on."""
+    try:
+        return _ensure_static_int8(version_dir, calibration)
+    except OSError as exc:
+        raise OnnxExportError(f"{version_dir}: cannot write the static int8 graph: {exc}") from exc
+
+
+def _ensure_static_int8(version_dir: Path, calibration: list[Feed]) -> OnnxManifest:
     """The version's manifest with a static int8 graph in it, made now when missing.
 
     ONNX Runtime `quantize_static`: QDQ format, int8 weights per output channel, uint8

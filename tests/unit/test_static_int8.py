@@ -91,3 +91,35 @@ def test_auto_measures_static_int8_beside_the_others(model_dir: Path) -> None:
     assert ("onnx", STATIC_INT8) in specs
     static = next(c for c in engine.choice.candidates if c.precision == STATIC_INT8)
     assert static.texts_per_s and static.agreement is not None
+
+
+def test_a_store_it_cannot_write_to_leaves_the_candidate_unavailable(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import modelstore.onnx_export as ox
+    from worker.backends.base import BackendUnavailable
+
+    def refuse(*_a, **_k):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(ox.tempfile, "mkdtemp", refuse)
+    monkeypatch.setattr(ox, "verified_path", _missing_static(ox.verified_path))
+    with pytest.raises(BackendUnavailable, match="cannot write the static int8 graph"):
+        InferenceEngine(model_dir, engine="onnx", dtype=STATIC_INT8, cache_choice=False)
+
+
+def _missing_static(real):
+    """verified_path as if the static graph were not there yet."""
+
+    def check(version_dir, precision, manifest):
+        if precision == STATIC_INT8:
+            raise ox_error()
+        return real(version_dir, precision, manifest)
+
+    return check
+
+
+def ox_error():
+    from modelstore.onnx_export import OnnxExportError
+
+    return OnnxExportError("static graph missing")
