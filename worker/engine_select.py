@@ -4,10 +4,11 @@ Every candidate runs the same length-sorted probe batches as fp32 torch (the ref
 judged by `AcceptRule`: when the probe texts carry the trainer's dev labels, by its accuracy
 change against fp32 (a drop of at most `max_accuracy_drop`) and a floor on top-1 agreement
 (`min_labelled_agreement`); without labels, by agreement alone (`min_agreement`). `auto` takes
-the fastest accepted one (timed on a few probe batches spread over the length range). The reference probabilities are kept in the version
-directory (`probe-reference.json`), so only the first load of a version pays for them. The choice is cached in the version
-directory (`engine-choice.json`) under a key of weights, graphs, settings, probe texts and
-machine, so a later load with the same key skips the measurement.
+the fastest accepted one (timed on a few probe batches spread over the length range). The
+reference probabilities are kept in the version directory (`probe-reference.json`), so only
+the first load of a version pays for them. The choice is cached in the version directory
+(`engine-choice.json`) under a key of weights, graphs, settings, rule, probe texts and their
+labels, and machine, so a later load with the same key skips the measurement.
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ def candidate_specs(
         mode = "auto" if engine == "auto" else "explicit"
         return [Spec("torch", reduced if dtype == "auto" else dtype)], mode
     if engine == "torch":
+        if dtype not in ("auto", *TORCH_PRECISIONS):
+            raise BackendUnavailable(f"the torch engine has no {dtype}; it is an onnx precision")
         return [Spec("torch", "fp32" if dtype == "auto" else dtype)], "explicit"
     if engine == "onnx":
         if not onnx_ok:

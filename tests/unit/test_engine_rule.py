@@ -184,3 +184,19 @@ def test_metrics_export_each_candidates_agreement_and_accuracy_delta() -> None:
     assert delta == pytest.approx(-0.005) and agree == pytest.approx(0.995)
     record_engine("rule-model", "v9", choice, False)  # the version leaves: its series go
     assert REGISTRY.get_sample_value("streamclf_engine_candidate_agreement", labels) is None
+
+
+def test_int8_static_is_an_onnx_precision_only() -> None:
+    import torch
+
+    from worker.backends.base import BackendUnavailable
+    from worker.engine_select import candidate_specs
+
+    cpu = torch.device("cpu")
+    specs, mode = candidate_specs("auto", "auto", cpu, True)
+    assert Spec("onnx", "int8-static") in specs and mode == "auto"
+    assert Spec("onnx", "int8-static") not in candidate_specs("auto", "auto", cpu, False)[0]
+    assert candidate_specs("onnx", "int8-static", cpu, True)[0] == [Spec("onnx", "int8-static")]
+    assert candidate_specs("auto", "int8-static", cpu, True)[0] == [Spec("onnx", "int8-static")]
+    with pytest.raises(BackendUnavailable, match="onnx precision"):
+        candidate_specs("torch", "int8-static", cpu, True)
