@@ -107,12 +107,24 @@ def candidate_specs(
                 f"the onnx engine has {', '.join(ONNX_PRECISIONS)}, not {precision}"
             )
         return [Spec("onnx", precision)], "explicit"
-    precisions = ["fp32", "bf16", "int8"] if dtype == "auto" else [dtype]
+    precisions = ["fp32", *(["bf16"] if cpu_has_bf16() else []), "int8"]
+    precisions = precisions if dtype == "auto" else [dtype]
     specs = [Spec("torch", p) for p in precisions if p in TORCH_PRECISIONS]
     if onnx_ok:
         precisions += [STATIC_INT8] if dtype == "auto" else []
         specs += [Spec("onnx", p) for p in precisions if p in ONNX_PRECISIONS]
     return specs, "auto"
+
+
+def cpu_has_bf16() -> bool:
+    """The CPU computes bf16 natively (avx512_bf16 or AMX): only then is torch bf16 a
+    candidate of `auto` on CPU (elsewhere it is emulated, slower than fp32; still settable)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = next((line for line in text.splitlines() if line.startswith("flags")), "").split()
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def needs_measuring(specs: Sequence[Spec]) -> bool:

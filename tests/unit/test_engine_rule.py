@@ -200,3 +200,18 @@ def test_int8_static_is_an_onnx_precision_only() -> None:
     assert candidate_specs("auto", "int8-static", cpu, True)[0] == [Spec("onnx", "int8-static")]
     with pytest.raises(BackendUnavailable, match="onnx precision"):
         candidate_specs("torch", "int8-static", cpu, True)
+
+
+def test_torch_bf16_is_a_cpu_candidate_only_with_native_bf16(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+
+    from worker import engine_select
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(engine_select, "cpu_has_bf16", lambda: False)
+    assert Spec("torch", "bf16") not in engine_select.candidate_specs("auto", "auto", cpu, True)[0]
+    assert engine_select.candidate_specs("torch", "bf16", cpu, True)[0] == [Spec("torch", "bf16")]
+    monkeypatch.setattr(engine_select, "cpu_has_bf16", lambda: True)
+    assert Spec("torch", "bf16") in engine_select.candidate_specs("auto", "auto", cpu, True)[0]
