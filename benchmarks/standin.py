@@ -202,25 +202,30 @@ def train_standin(
         shutil.rmtree(root / "check", ignore_errors=True)
         return {"check": True, "steps": len(losses), "losses": losses[:: max(1, len(losses) // 20)]}
     card = outcome.card
+    version_dir = store.version_dir(MODEL, outcome.version)
+    shown = (
+        version_dir.relative_to(REPO_ROOT) if version_dir.is_relative_to(REPO_ROOT) else version_dir
+    )
     record = {
         "what": describe(settings),
         "why": "nothing pretrained is reachable offline; 12 random layers did not learn here "
         "(issue 21); speed ratios against the seed barely depend on depth",
         "settings": asdict(settings),
         "key": root.name,
-        "version_dir": str(store.version_dir(MODEL, outcome.version).relative_to(REPO_ROOT))
-        if store.version_dir(MODEL, outcome.version).is_relative_to(REPO_ROOT)
-        else str(store.version_dir(MODEL, outcome.version)),
+        "version_dir": str(shown),
         "dev_accuracy": card.dev_metrics.get("accuracy"),
         "dev_macro_f1": card.dev_metrics.get("macro_f1"),
         "dev_examples": card.dev_metrics.get("examples"),
         "epochs": card.epochs,
-        "train_seconds": card.duration_s,
+        # optimizer time over every session (a resumed run included), and this session's wall
+        "train_seconds": card.epochs[-1]["train_seconds"] if card.epochs else None,
+        "last_session_wall_s": card.duration_s,
+        "resumed": config.resume,
         "examples_per_s": outcome.examples_per_s,
         "finished_at": card.created_at,
         "machine": f"{os.cpu_count()} CPUs, nice {os.nice(0)}",
     }
-    _annotate_card(store.version_dir(MODEL, outcome.version), record)
+    _annotate_card(version_dir, record)
     return record
 
 
