@@ -21,6 +21,9 @@ from admin.swapping import SwapOutcome
 from schemas.deadletter import DeadLetter
 from schemas.status import WorkerStatus
 
+CANDIDATE_FIELDS = {"backend", "precision", "texts_per_s", "agreement", "accuracy",
+                    "accuracy_delta", "accepted", "reason"}  # fmt: skip
+
 
 def _age_s(status: WorkerStatus, now_ms: int) -> float:
     return max(0.0, (now_ms - status.at_ms) / 1000)
@@ -52,6 +55,10 @@ def worker_row(
         "engines": {m: f"{c.backend} {c.precision}" for m, c in status.engines.items()},
         "engine_choices": {
             m: c.model_dump(exclude={"candidates"}) for m, c in status.engines.items()
+        },
+        "engine_candidates": {  # every backend measured at load: speed, agreement, accuracy
+            m: [x.model_dump(include=CANDIDATE_FIELDS) for x in c.candidates]
+            for m, c in status.engines.items()
         },
         "routes": status.routes,
         "lag": sum(status.lag.values()),

@@ -43,13 +43,21 @@ def _ceilings(rows: list[dict[str, Any]], preset: str) -> list[str]:
             best[spec] = r
     lines = []
     for (backend, precision), r in best.items():
-        agree = r["extra"].get("agreement")
+        agree, delta = r["extra"].get("agreement"), r["extra"].get("accuracy_delta")
         note = "reference" if (backend, precision) == ("torch", "fp32") else (
             f"top-1 agreement with fp32 {agree:.1%}" if agree is not None else "agreement -"
         )  # fmt: skip
+        if delta is not None and (backend, precision) != ("torch", "fp32"):
+            note += f", accuracy {delta * 100:+.2f} points"
+        settings = r["settings"]
+        if "batch_size" in settings:  # runs before issue 21: fixed batch sizes
+            batching = f"batch {settings.get('batch_size')}"
+        else:  # the worker's batching: sorted, cut by its padded-token budget
+            batching = f"sorted, {settings.get('max_padded_tokens')} tok"
+        cpu = r["extra"].get("cpu_us_per_text")
         lines.append(
-            f"| ceiling [{preset}]: {backend} {precision}, batch "
-            f"{r['settings'].get('batch_size')} ({note}) | {_n(r['texts_per_s'])} texts/s |"
+            f"| ceiling [{preset}]: {backend} {precision}, {batching} ({note}) | "
+            f"{_n(r['texts_per_s'])} texts/s" + (f", {_n(cpu)} µs CPU/text |" if cpu else " |")
         )
     return lines
 
@@ -77,6 +85,11 @@ def table(payload: dict[str, Any]) -> str:
             engine = f"{settings.get('engine', 'torch')}: {spec}"
             if "pinned" in variant:
                 engine = f"pinned to {spec}, agreement not enforced"
+            delta = worker["extra"].get("engine_choice", {}).get("accuracy_delta")
+            if delta is not None:
+                engine += f", accuracy {delta * 100:+.2f} points vs fp32"
+            model = settings.get("model")
+            what = f"{what}: {model}" if model else what
             lines.append(
                 f"| {scenario}: Kafka → worker ({what}, {engine}) → Kafka, full load | "
                 f"{_n(worker['texts_per_s'])} events/s{_latency(rows, scenario, variant)}, {_n(cpu)} µs CPU/event |"

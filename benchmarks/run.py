@@ -27,7 +27,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.common import RESULTS_DIR, Result, machine_info, versions
+from benchmarks.common import RESULTS_DIR, Result, machine_info, model_label, versions
 from benchmarks.context import BenchContext
 from benchmarks.targets import Target, compute
 
@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "sizes": ctx.sizes.__dict__,
             "text_source": ctx.shared.get("text_source"),
+            "model": model_label(ctx.preset),
         },
         "results": [r.to_json() for r in results],
         "targets": [t.to_json() for t in targets],

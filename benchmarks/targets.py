@@ -1,9 +1,12 @@
 """The targets (issue 14, after issue 6), computed as ratios between figures of the same run.
 
 - e2e(auto) >= 5x the seed's pipeline one text at a time on CPU (3x on a GPU);
-- e2e >= 0.9x (GPU 0.8x) the ceiling of the backend and precision the worker chose;
+- e2e >= 0.9x (GPU 0.8x) the ceiling of the backend and precision the worker chose (the
+  ceiling batches as the worker does: length-sorted, the same padded-token budget);
 - cache hits >= 0.8x the raw pass-through, and <= 60 us of worker CPU per event;
-- e2e-tiny >= 0.9x the tiny model's own ceiling (same backend), and >= 0.5x the pass-through.
+- e2e-tiny: worker CPU per event <= 1.2x the tiny ceiling's CPU per text + 60 us (issue 21:
+  the broker and the load generator share the cores with the worker, so events/s against a
+  ceiling that had both cores is informational), and >= 0.5x the pass-through.
 The e2e run pinned to the fastest backend (whatever its agreement) gets the first two as
 informational figures: what `auto` gives a model on which that backend agrees with fp32.
 """
@@ -66,6 +69,26 @@ def _cpu(r: Result | None) -> float | None:
     return r.extra.get("cpu_us_per_event") if r else None
 
 
+TINY_CPU_FACTOR, TINY_CPU_OVERHEAD_US = 1.2, 60.0
+
+
+def _cpu_bound(ceiling: Result | None) -> float | None:
+    """The e2e-tiny CPU budget per event: 1.2x the ceiling's CPU per text + 60 us."""
+    per_text = ceiling.extra.get("cpu_us_per_text") if ceiling else None
+    return None if per_text is None else TINY_CPU_FACTOR * per_text + TINY_CPU_OVERHEAD_US
+
+
+def _accuracy(r: Result | None) -> str:
+    """The chosen backend's accuracy change on labelled probes, from the worker's heartbeat."""
+    choice = r.extra.get("engine_choice", {}) if r else {}
+    delta = choice.get("accuracy_delta")
+    if delta is None:
+        return ""
+    return (
+        f", accuracy {delta * 100:+.2f} points vs fp32 on {choice.get('labelled_probes')} dev texts"
+    )
+
+
 def compute(results: list[Result], on_gpu: bool) -> list[Target]:
     e2e = _pick(results, "e2e", "worker, full load")
     seed = _pick(results, "seed")
@@ -89,7 +112,8 @@ def compute(results: list[Result], on_gpu: bool) -> list[Target]:
             ratio(_rate(e2e), _rate(seed)),
             3.0 if on_gpu else 5.0,
             "x",
-            f"{_fmt(_rate(e2e))} events/s ({_spec(chosen)}) vs {_fmt(_rate(seed))} texts/s",
+            f"{_fmt(_rate(e2e))} events/s ({_spec(chosen)}{_accuracy(e2e)}) vs "
+            f"{_fmt(_rate(seed))} texts/s",
         ),
         Target(
             "e2e / ceiling of the chosen backend",
@@ -130,12 +154,21 @@ def compute(results: list[Result], on_gpu: bool) -> list[Target]:
             op="<=",
         ),
         Target(
-            "e2e-tiny / tiny ceiling",
+            "e2e-tiny: worker CPU per event",
+            _cpu(tiny) if _cpu_bound(tiny_ceiling) is not None else None,
+            round(_cpu_bound(tiny_ceiling) or 0.0, 1),
+            "us",
+            f"tiny ceiling {_fmt(_ceiling_cpu(tiny_ceiling))} us CPU/text"
+            + (f" ({tiny_ceiling.variant})" if tiny_ceiling else "")
+            + f"; bound {TINY_CPU_FACTOR:g}x + {TINY_CPU_OVERHEAD_US:g} us",
+            op="<=",
+        ),
+        Target(
+            "e2e-tiny / tiny ceiling (informational)",
             ratio(_rate(tiny), _rate(tiny_ceiling)),
             0.9,
             "x",
-            f"{_fmt(_rate(tiny))} events/s vs {_fmt(_rate(tiny_ceiling))} texts/s"
-            + (f" ({tiny_ceiling.variant})" if tiny_ceiling else ""),
+            f"{_fmt(_rate(tiny))} events/s vs {_fmt(_rate(tiny_ceiling))} texts/s",
         ),
         Target(
             "e2e-tiny / pass-through",
@@ -145,6 +178,10 @@ def compute(results: list[Result], on_gpu: bool) -> list[Target]:
             f"{_fmt(_rate(tiny))} vs {_fmt(_rate(passthrough))} events/s",
         ),
     ]
+
+
+def _ceiling_cpu(r: Result | None) -> float | None:
+    return r.extra.get("cpu_us_per_text") if r else None
 
 
 def _spec(chosen: tuple[str | None, str | None]) -> str:

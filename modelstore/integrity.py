@@ -28,6 +28,8 @@ CONFIG_FILE = "config.json"
 # Written into a version directory by workers after the version was stored (caches of the
 # engine choice, worker/engine_select.py): not part of the version, never loaded as model.
 RUNTIME_FILES = frozenset({"engine-choice.json", "probe-reference.json"})
+# Made by a worker at first use, checked against their own manifest (onnx_export.STATIC_DIR).
+RUNTIME_DIRS = ("onnx-static",)
 MAX_CARD_BYTES = 4 << 20
 MAX_CONFIG_BYTES = 4 << 20
 
@@ -41,7 +43,7 @@ def version_files(path: Path) -> list[str]:
         if any(part.startswith(".") for part in rel.parts) or not item.is_file():
             continue
         name = rel.as_posix()
-        if name != CARD_FILE and name not in RUNTIME_FILES:
+        if name != CARD_FILE and name not in RUNTIME_FILES and rel.parts[0] not in RUNTIME_DIRS:
             found.append(name)
     return sorted(found)
 

@@ -27,7 +27,7 @@ def drift_reference(
     own = version_dir / PROBE_FILE
     source = "dev" if own.is_file() else "probes"
     rows = read_jsonl(own if own.is_file() else shipped_path())[:count]
-    texts, all_pairs = [t for t, _ in rows], [p for _, p in rows]
+    texts, all_pairs = [r[0] for r in rows], [r[1] for r in rows]
     label_ids: list[int] = []
     top1: list[float] = []
     margins: list[float] = []

@@ -36,6 +36,9 @@ class CandidateReport(BaseModel):
     texts_per_s: float | None = None
     agreement: float | None = None  # top-1 agreement with fp32 torch
     max_score_diff: float | None = None  # max |p - p_fp32| over every class probability
+    # On the labelled probe texts (the trainer's dev labels); None when there are none.
+    accuracy: float | None = None
+    accuracy_delta: float | None = None  # accuracy minus fp32 torch's (negative: a drop)
     accepted: bool = False
     reason: str | None = None  # why it was refused or not measured
 
@@ -49,6 +52,10 @@ class EngineChoice(BaseModel):
     mode: str  # "auto" (measured) or "explicit"
     agreement: float | None = None
     max_score_diff: float | None = None
+    accuracy: float | None = None  # on the labelled probe texts, when there are enough
+    accuracy_delta: float | None = None  # minus fp32 torch's accuracy there
+    labelled_probes: int = 0
+    rule: str | None = None  # the acceptance rule applied, in words
     texts_per_s: float | None = None
     probe_texts: int = 0
     probe_source: str | None = None  # "version" (the trainer's dev texts) | "shipped"
@@ -66,6 +73,11 @@ class EngineChoice(BaseModel):
             parts.append(
                 f"top-1 agreement with fp32 {self.agreement:.1%} on {self.probe_texts} "
                 f"{self.probe_source} probe texts, max score diff {self.max_score_diff or 0:.2g}"
+            )
+        if self.accuracy is not None:
+            parts.append(
+                f"accuracy {self.accuracy:.1%} ({(self.accuracy_delta or 0) * 100:+.2f} points "
+                f"vs fp32) on {self.labelled_probes} labelled probe texts"
             )
         if self.cached:
             parts.append("cached choice")

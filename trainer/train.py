@@ -275,8 +275,11 @@ def _store(
     def write(tmp: Path) -> ModelCard:
         model.to("cpu").save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        dev = run.data["dev"].examples  # probe texts for the worker's backend agreement check
-        write_probe_file(tmp, [(e.text, e.text_pair) for e in dev])
+        # Probe texts, with their labels, for the worker's check of reduced precisions.
+        dev, labels = run.data["dev"].examples, run.start.labels
+        write_probe_file(
+            tmp, [(e.text, e.text_pair) for e in dev], labels=[labels[e.label] for e in dev]
+        )
         card = build_card(run.config, run.start, run.data, loop, test, duration_s, speed)
         reference = drift_reference(tmp, model, tokenizer)  # from its dev texts
         return card.model_copy(update={"drift_reference": reference})

@@ -1,12 +1,14 @@
 """Which backend a version runs on: by setting, or (`engine=auto`) by measurement and agreement.
 
-Every candidate runs the same length-sorted probe batches as fp32 torch (the reference); a
-candidate is accepted when its top-1 agreement with the reference is at least
-`min_agreement`, and `auto` takes the fastest accepted one (timed on a few probe batches
-spread over the length range). The reference probabilities are kept in the version
-directory (`probe-reference.json`), so only the first load of a version pays for them. The choice is cached in the version
-directory (`engine-choice.json`) under a key of weights, graphs, settings, probe texts and
-machine, so a later load with the same key skips the measurement.
+Every candidate runs the same length-sorted probe batches as fp32 torch (the reference) and is
+judged by `AcceptRule`: when the probe texts carry the trainer's dev labels, by its accuracy
+change against fp32 (a drop of at most `max_accuracy_drop`) and a floor on top-1 agreement
+(`min_labelled_agreement`); without labels, by agreement alone (`min_agreement`). `auto` takes
+the fastest accepted one (timed on a few probe batches spread over the length range). The
+reference probabilities are kept in the version directory (`probe-reference.json`), so only
+the first load of a version pays for them. The choice is cached in the version directory
+(`engine-choice.json`) under a key of weights, graphs, settings, rule, probe texts and their
+labels, and machine, so a later load with the same key skips the measurement.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from modelstore.onnx_export import STATIC_INT8
 from schemas.engine import CandidateReport, EngineChoice
 from worker.backends.base import REFERENCE, Backend, BackendUnavailable, InferenceFailed, Spec
 
@@ -35,6 +39,43 @@ REFERENCE_FILE = "probe-reference.json"  # fp32 torch probabilities on the probe
 KEEP_CHOICES = 8
 TIMED_BATCHES = 4  # probe batches each candidate is timed on
 Chunk = tuple[np.ndarray, np.ndarray, np.ndarray]  # padded ids, types, mask
+ONNX_PRECISIONS = ("fp32", "int8", STATIC_INT8)
+TORCH_PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+MIN_LABELLED = 64  # fewer labelled probe texts than this: the accuracy change is not judged
+
+
+@dataclass(frozen=True)
+class AcceptRule:
+    """When a backend may stand in for fp32 torch.
+
+    With at least MIN_LABELLED labelled probe texts: accuracy (on them) at most
+    `max_accuracy_drop` below fp32's and top-1 agreement at least `min_labelled_agreement`.
+    Without: top-1 agreement at least `min_agreement`.
+    """
+
+    min_agreement: float = 0.99
+    max_accuracy_drop: float = 0.005
+    min_labelled_agreement: float = 0.97
+
+    def refusal(self, agreement: float, accuracy_delta: float | None) -> str | None:
+        """Why a candidate is refused, or None when it is accepted."""
+        if accuracy_delta is None:
+            if agreement < self.min_agreement:
+                return f"top-1 agreement {agreement:.3f} < {self.min_agreement}"
+            return None
+        if -accuracy_delta > self.max_accuracy_drop + 1e-9:
+            return f"accuracy drop {-accuracy_delta:.3f} > {self.max_accuracy_drop}"
+        if agreement < self.min_labelled_agreement:
+            return f"top-1 agreement {agreement:.3f} < {self.min_labelled_agreement}"
+        return None
+
+    def describe(self, labelled: bool) -> str:
+        if labelled:
+            return (
+                f"accuracy drop <= {self.max_accuracy_drop:g} and top-1 agreement >= "
+                f"{self.min_labelled_agreement:g} on labelled probe texts"
+            )
+        return f"top-1 agreement >= {self.min_agreement:g} (no labelled probe texts)"
 
 
 class PrecisionRefused(InferenceFailed):
@@ -52,6 +93,8 @@ def candidate_specs(
         mode = "auto" if engine == "auto" else "explicit"
         return [Spec("torch", reduced if dtype == "auto" else dtype)], mode
     if engine == "torch":
+        if dtype not in ("auto", *TORCH_PRECISIONS):
+            raise BackendUnavailable(f"the torch engine has no {dtype}; it is an onnx precision")
         return [Spec("torch", "fp32" if dtype == "auto" else dtype)], "explicit"
     if engine == "onnx":
         if not onnx_ok:
@@ -59,14 +102,29 @@ def candidate_specs(
                 "onnx engine: onnx/onnxruntime not installed (the `onnx` extra)"
             )
         precision = "fp32" if dtype == "auto" else dtype
-        if precision not in ("fp32", "int8"):
-            raise BackendUnavailable(f"the onnx engine has fp32 and int8, not {precision}")
+        if precision not in ONNX_PRECISIONS:
+            raise BackendUnavailable(
+                f"the onnx engine has {', '.join(ONNX_PRECISIONS)}, not {precision}"
+            )
         return [Spec("onnx", precision)], "explicit"
-    precisions = ["fp32", "bf16", "int8"] if dtype == "auto" else [dtype]
-    specs = [Spec("torch", p) for p in precisions]
+    precisions = ["fp32", *(["bf16"] if cpu_has_bf16() else []), "int8"]
+    precisions = precisions if dtype == "auto" else [dtype]
+    specs = [Spec("torch", p) for p in precisions if p in TORCH_PRECISIONS]
     if onnx_ok:
-        specs += [Spec("onnx", p) for p in precisions if p in ("fp32", "int8")]
+        precisions += [STATIC_INT8] if dtype == "auto" else []
+        specs += [Spec("onnx", p) for p in precisions if p in ONNX_PRECISIONS]
     return specs, "auto"
+
+
+def cpu_has_bf16() -> bool:
+    """The CPU computes bf16 natively (avx512_bf16 or AMX): only then is torch bf16 a
+    candidate of `auto` on CPU (elsewhere it is emulated, slower than fp32; still settable)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = next((line for line in text.splitlines() if line.startswith("flags")), "").split()
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def needs_measuring(specs: Sequence[Spec]) -> bool:
@@ -152,18 +210,32 @@ def compare(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float]
     return agree, float(np.abs(reference - candidate).max())
 
 
+def accuracy(probs: np.ndarray, gold: np.ndarray | None) -> float | None:
+    """Top-1 accuracy on the labelled rows (`gold` -1: unlabelled); None below MIN_LABELLED."""
+    if gold is None:
+        return None
+    known = gold >= 0
+    if int(known.sum()) < MIN_LABELLED:
+        return None
+    return float((probs[known].argmax(-1) == gold[known]).mean())
+
+
 def choose(
     specs: Sequence[Spec],
     mode: str,
     build: Callable[[Spec], Backend],
     chunks: Sequence[Chunk],
     probabilities: Callable[[np.ndarray], np.ndarray],
-    min_agreement: float,
+    rule: AcceptRule | float,
     reference_probs: np.ndarray | None = None,
+    gold: np.ndarray | None = None,
 ) -> tuple[Backend, EngineChoice, np.ndarray]:
-    """Check each spec against fp32 torch (agreement on every probe text; speed on a few
-    probe batches); keep the fastest accepted one, release the rest. Returns the reference
-    probabilities too (computed here unless given), for the caller to keep."""
+    """Check each spec against fp32 torch (agreement and, with `gold` label ids in probe-batch
+    order, accuracy change on every probe text; speed on a few probe batches); keep the
+    fastest accepted one, release the rest. Returns the reference probabilities too (computed
+    here unless given), for the caller to keep."""
+    if not isinstance(rule, AcceptRule):  # a bare number: the agreement-only floor
+        rule = AcceptRule(min_agreement=float(rule))
     started = time.perf_counter()
     reference: Backend | None = None
     if reference_probs is None or REFERENCE in specs:
@@ -172,6 +244,8 @@ def choose(
         assert reference is not None
         reference_probs = probabilities(logits_of(reference, chunks))
     ref_speed = time_probes(reference, chunks) if reference is not None else None
+    ref_accuracy = accuracy(reference_probs, gold)
+    labelled = 0 if ref_accuracy is None or gold is None else int((gold >= 0).sum())
     reports: list[CandidateReport] = []
     best: tuple[Backend, CandidateReport] | None = None
     for spec in specs:
@@ -181,6 +255,8 @@ def choose(
             assert reference is not None
             backend: Backend = reference
             report.texts_per_s, report.agreement, report.max_score_diff = ref_speed, 1.0, 0.0
+            report.accuracy = ref_accuracy
+            report.accuracy_delta = None if ref_accuracy is None else 0.0
         else:
             try:
                 backend = build(spec)
@@ -192,11 +268,14 @@ def choose(
                 report.reason = f"unavailable: {exc}"
                 log.warning("engine candidate %s unavailable: %s", spec, exc)
                 continue
-            agreement, diff = compare(reference_probs, probabilities(logits))
+            probs = probabilities(logits)
+            agreement, diff = compare(reference_probs, probs)
             report.agreement, report.max_score_diff = agreement, diff
-        report.accepted = (report.agreement or 0.0) >= min_agreement
-        if not report.accepted:
-            report.reason = f"top-1 agreement {report.agreement:.3f} < {min_agreement}"
+            report.accuracy = accuracy(probs, gold)
+            if report.accuracy is not None and ref_accuracy is not None:
+                report.accuracy_delta = report.accuracy - ref_accuracy
+        report.reason = rule.refusal(report.agreement or 0.0, report.accuracy_delta)
+        report.accepted = report.reason is None
         speed = report.texts_per_s or 0.0
         if report.accepted and (best is None or speed > (best[1].texts_per_s or 0.0)):
             if best is not None and best[0] is not reference:
@@ -220,7 +299,9 @@ def choose(
             0,
             CandidateReport(
                 backend="torch", precision="fp32", texts_per_s=ref_speed, agreement=1.0,
-                max_score_diff=0.0, accepted=False, reason="reference only",
+                max_score_diff=0.0, accuracy=ref_accuracy,
+                accuracy_delta=None if ref_accuracy is None else 0.0,
+                accepted=False, reason="reference only",
             ),
         )  # fmt: skip
     choice = EngineChoice(
@@ -230,6 +311,10 @@ def choose(
         mode=mode,
         agreement=chosen.agreement,
         max_score_diff=chosen.max_score_diff,
+        accuracy=chosen.accuracy,
+        accuracy_delta=chosen.accuracy_delta,
+        labelled_probes=labelled,
+        rule=rule.describe(labelled > 0),
         texts_per_s=chosen.texts_per_s,
         probe_texts=sum(len(c[0]) for c in chunks),
         candidates=candidates,

@@ -27,13 +27,16 @@ import torch
 from modelstore.integrity import verify_version
 from modelstore.loading import load_config_and_tokenizer, load_model
 from modelstore.onnx_export import (
+    FILES,
+    STATIC_INT8,
     OnnxExportError,
     ensure_onnx,
+    ensure_static_int8,
     onnx_available,
     read_manifest,
     verified_path,
 )
-from modelstore.probes import ProbeSet, probe_set
+from modelstore.probes import ProbeSet, calibration_set, probe_set
 from schemas.engine import EngineChoice
 from worker import encoding
 from worker.backends.base import REFERENCE, Backend, BackendUnavailable, InferenceFailed, Spec
@@ -41,6 +44,7 @@ from worker.backends.onnx_backend import OnnxBackend
 from worker.backends.torch_backend import TorchBackend
 from worker.encoding import BatchStats, Prepared, SubBatch
 from worker.engine_select import (
+    AcceptRule,
     PrecisionRefused,
     candidate_specs,
     choice_key,
@@ -94,7 +98,9 @@ class InferenceEngine:
     top_k: int = 5
     sort_by_length: bool = True
     expected_sha256: str | None = None
-    min_dtype_agreement: float = 0.99
+    min_dtype_agreement: float = 0.99  # without labelled probe texts
+    max_accuracy_drop: float = 0.005  # with labelled probe texts (the trainer's dev labels)
+    min_labelled_agreement: float = 0.97  # with them: the floor on top-1 agreement
     cache_choice: bool = True  # reuse / record the choice in the version's engine-choice.json
     last_stats: BatchStats = field(default_factory=BatchStats)
 
@@ -119,8 +125,10 @@ class InferenceEngine:
         self.dtype_agreement = self.choice.agreement if reduced else None
         log.info("%s: engine %s", self.model_dir, self.choice.summary())
         for c in self.choice.candidates:
-            log.info("  candidate %s %s: %s texts/s, agreement %s, %s", c.backend, c.precision,
-                     _n(c.texts_per_s), _n(c.agreement, 4), c.reason or ("accepted" if c.accepted else "-"))  # fmt: skip
+            log.info("  candidate %s %s: %s texts/s, agreement %s, accuracy %s (%s vs fp32), %s",
+                     c.backend, c.precision, _n(c.texts_per_s), _n(c.agreement, 4),
+                     _n(c.accuracy, 4), _n(c.accuracy_delta, 4),
+                     c.reason or ("accepted" if c.accepted else "-"))  # fmt: skip
 
     @property
     def files_digest(self) -> str:
@@ -157,14 +165,16 @@ class InferenceEngine:
                 log.warning("%s: cached choice unusable (%s); measuring", self.model_dir, exc)
         ref_key = choice_key(self._reference_settings(probes))
         cached_ref = read_reference(self.model_dir, ref_key) if self.cache_choice else None
+        chunks, gold = self._probe_batches(probes)
         backend, choice, reference = choose(
             specs,
             mode,
             lambda spec: self._build(spec, copy=True),
-            self._probe_batches(probes),
+            chunks,
             self._probabilities,
-            self.min_dtype_agreement,
+            self.accept_rule(),
             cached_ref,
+            gold,
         )
         if self.cache_choice and cached_ref is None:
             write_reference(self.model_dir, ref_key, reference)
@@ -175,14 +185,22 @@ class InferenceEngine:
             write_cached(self.model_dir, choice)
         return backend, choice
 
+    def accept_rule(self) -> AcceptRule:
+        return AcceptRule(
+            self.min_dtype_agreement, self.max_accuracy_drop, self.min_labelled_agreement
+        )
+
     def _key_settings(self, specs: list[Spec], probes: ProbeSet) -> dict[str, Any]:
         manifest = read_manifest(self.model_dir)
-        digest = hashlib.sha256(repr((probes.texts, probes.pairs)).encode()).hexdigest()
+        digest = hashlib.sha256(
+            repr((probes.texts, probes.pairs, probes.labels)).encode()
+        ).hexdigest()
         return key_parts(
             weights=self.weights_sha256,
-            graphs=[f.sha256 for f in manifest.files] if manifest else None,
+            # the exported graphs; static int8 is made from fp32 and the probe file at load
+            graphs=[f.sha256 for f in manifest.files if f.precision in FILES] if manifest else None,
             specs=[str(s) for s in specs],
-            min_agreement=self.min_dtype_agreement,
+            rule=repr(self.accept_rule()),
             device=str(self.torch_device),
             max_length=self.max_length,
             probes=digest,
@@ -212,16 +230,36 @@ class InferenceEngine:
             manifest = ensure_onnx(self.model_dir, fp32, self.verified)
             if manifest is None:
                 raise BackendUnavailable("onnx/onnxruntime not installed (the `onnx` extra)")
+            if spec.precision == STATIC_INT8:
+                manifest = ensure_static_int8(self.model_dir, self._calibration_feeds())
             graph = verified_path(self.model_dir, spec.precision, manifest, self.verified.sha256)
         except OnnxExportError as exc:
             raise BackendUnavailable(str(exc)) from exc
         return OnnxBackend(graph, spec.precision, torch.get_num_threads())
 
-    def _probe_batches(self, probes: ProbeSet) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def _calibration_feeds(self) -> list[dict[str, np.ndarray]]:
+        """Padded batches of the calibration texts, as ONNX Runtime inputs."""
+        probes = calibration_set(self.model_dir)
+        prepared = encoding.prepare(
+            self.tokenizer, probes.texts, probes.pairs, self.max_length, self.max_batch_tokens
+        )
+        return [
+            {"input_ids": s.ids, "attention_mask": s.mask, "token_type_ids": s.types}
+            for s in prepared.sub_batches
+        ]
+
+    def _probe_batches(
+        self, probes: ProbeSet
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
+        """Length-sorted probe batches, and the gold label ids in the same order (-1: none)."""
         prepared = encoding.prepare(
             self.tokenizer, probes.texts, probes.pairs, self.max_length, 1 << 30, PROBE_ROWS
         )
-        return [(s.ids, s.types, s.mask) for s in prepared.sub_batches]
+        label2id = {name: i for i, name in self.id2label.items()}
+        ids = np.array([-1 if i is None else i for i in probes.label_ids(label2id)], np.int64)
+        chunks = [(s.ids, s.types, s.mask) for s in prepared.sub_batches]
+        order = np.concatenate([np.asarray(s.rows, np.int64) for s in prepared.sub_batches])
+        return chunks, ids[order]
 
     # -- classification ------------------------------------------------------------------
     def warm_up(self) -> None:

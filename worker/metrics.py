@@ -73,6 +73,16 @@ ENGINE_AGREEMENT = Gauge(
     "Top-1 agreement of the chosen backend with fp32 torch on the probe texts",
     ["model", "backend", "precision"],
 )
+CANDIDATE_AGREEMENT = Gauge(
+    "streamclf_engine_candidate_agreement",
+    "Top-1 agreement with fp32 torch of each backend measured at load, on the probe texts",
+    ["model", "version", "backend", "precision"],
+)
+CANDIDATE_ACCURACY_DELTA = Gauge(
+    "streamclf_engine_candidate_accuracy_delta",
+    "Accuracy on the labelled probe texts minus fp32 torch's, per backend measured at load",
+    ["model", "version", "backend", "precision"],
+)
 SWAPS = Counter("streamclf_swaps_total", "Hot swaps completed", ["model"])
 SWAP_FAILURES = Counter("streamclf_swap_failures_total", "Hot swaps that failed", ["model"])
 STORE_INTEGRITY_FAILURES = Counter(
@@ -121,6 +131,19 @@ def record_engine(model: str, version: str, choice: EngineChoice | None, active:
         ENGINE_TEXTS_PER_S.labels(model, backend, precision).set(choice.texts_per_s or 0.0)
         agreement = 1.0 if choice.agreement is None else choice.agreement
         ENGINE_AGREEMENT.labels(model, backend, precision).set(agreement)
+    for c in choice.candidates:
+        labels = (model, version, c.backend, c.precision)
+        for gauge, value in (
+            (CANDIDATE_AGREEMENT, c.agreement),
+            (CANDIDATE_ACCURACY_DELTA, c.accuracy_delta),
+        ):
+            if value is None:
+                continue
+            if active:
+                gauge.labels(*labels).set(value)
+            else:  # a version leaving: its series go
+                with contextlib.suppress(KeyError):
+                    gauge.remove(*labels)
 
 
 def _drift_gauge(name: str, doc: str) -> Gauge:

@@ -53,8 +53,12 @@ class WorkerSettings(BaseSettings):
     # auto: measured at load (fastest backend/precision that agrees with fp32 torch); explicit
     # settings win: torch = fp32 on CPU, bf16/fp16 on CUDA unless `dtype` says; onnx = fp32.
     engine: Literal["auto", "torch", "onnx"] = "auto"
-    dtype: Literal["auto", "fp32", "bf16", "fp16", "int8"] = "auto"
+    dtype: Literal["auto", "fp32", "bf16", "fp16", "int8", "int8-static"] = "auto"
     min_dtype_agreement: float = 0.99  # top-1 agreement with fp32 torch on >= 256 probe texts
+    # With the trainer's labelled dev probes: accuracy drop vs fp32 at most this (0.005 = 0.5
+    # points) and top-1 agreement at least `min_agreement` (docs/worker.md)
+    max_accuracy_drop: float = Field(0.005, ge=0, le=1)
+    min_agreement: float = Field(0.97, ge=0, le=1)
     torch_threads: int | None = None
     top_k: int = 5
 
@@ -140,6 +144,8 @@ class WorkerSettings(BaseSettings):
             "max_batch_tokens": self.max_padded_tokens or 0,
             "top_k": self.top_k,
             "min_dtype_agreement": self.min_dtype_agreement,
+            "max_accuracy_drop": self.max_accuracy_drop,
+            "min_labelled_agreement": self.min_agreement,
         }
 
     def parsed_routes(self) -> list[Route]:

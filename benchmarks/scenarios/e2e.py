@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS_DIR, Result, bench_store_dir, model_name
+from benchmarks.common import RESULTS_DIR, Result, bench_store_dir, model_label, model_name
 from benchmarks.context import BenchContext
 from benchmarks.harness import (
     Driver,
@@ -253,28 +253,29 @@ def run(ctx: BenchContext) -> list[Result]:
             )
         )
     ctx.shared["e2e_engine"] = choice
-    return with_choice(
-        rows("e2e", "worker", ctx.preset, full, offered, settings_of(ctx, "worker")), choice
-    )
+    base = {**settings_of(ctx, "worker"), "model": model_label(ctx.preset)}
+    return with_choice(rows("e2e", "worker", ctx.preset, full, offered, base), choice)
 
 
 def run_pinned(ctx: BenchContext) -> list[Result]:
     """e2e with the worker pinned to the fastest backend of the ceiling rows, whatever its
-    agreement (`STREAMCLF_MIN_DTYPE_AGREEMENT=0`): what `auto` gives a model on which that
-    backend agrees with fp32 (the randomly initialised preset's near-uniform outputs make
-    reduced precision flip top-1 labels)."""
+    agreement or accuracy change (`STREAMCLF_MIN_DTYPE_AGREEMENT=0`, `STREAMCLF_MIN_AGREEMENT=0`,
+    `STREAMCLF_MAX_ACCURACY_DROP=1`): what `auto` gives a model on which that backend passes
+    the rule."""
     fastest = ctx.shared.get("ceiling_fastest")
     if not fastest:
         return []
     backend, precision = fastest
     pinned = {"STREAMCLF_ENGINE": backend, "STREAMCLF_DTYPE": precision,
-              "STREAMCLF_MIN_DTYPE_AGREEMENT": "0"}  # fmt: skip
+              "STREAMCLF_MIN_DTYPE_AGREEMENT": "0", "STREAMCLF_MIN_AGREEMENT": "0",
+              "STREAMCLF_MAX_ACCURACY_DROP": "1"}  # fmt: skip
     with local_broker() as settings:
         (full, offered), choice = asyncio.run(
             _worker_run(ctx, settings, ctx.preset, ctx.e2e_events(), 30.0,
                         ctx.shared.get("profile", False), f"{ctx.preset}-pinned", **pinned)
         )  # fmt: skip
-    base = {**settings_of(ctx, "worker"), "engine": backend, "dtype": precision}
+    base = {**settings_of(ctx, "worker"), "engine": backend, "dtype": precision,
+            "model": model_label(ctx.preset)}  # fmt: skip
     return with_choice(rows("e2e", "worker pinned", ctx.preset, full, offered, base), choice)
 
 

@@ -96,7 +96,7 @@ async def test_drift_moves_on_a_shifted_stream_and_reviews_are_bounded(
             "STREAMCLF_REVIEW_BURST": str(BURST),
         },
     ).start()
-    probes = [t for t, _ in read_jsonl(shipped_path())]
+    probes = [row[0] for row in read_jsonl(shipped_path())]
     shifted = [(t * 12)[:400] for t in probes[:300]]
     try:
         # 1) the texts the reference was made on: quiet

@@ -90,8 +90,11 @@ def test_auto_takes_the_fastest_agreeing_backend_and_caches_the_choice(model_dir
     engine = InferenceEngine(model_dir, engine="auto")
     choice = engine.choice
     measured = {(c.backend, c.precision): c for c in choice.candidates}
+    from worker.engine_select import cpu_has_bf16
+
     assert set(measured) == {
-        ("torch", "fp32"), ("torch", "bf16"), ("torch", "int8"), ("onnx", "fp32"), ("onnx", "int8")
+        ("torch", "fp32"), ("torch", "int8"), ("onnx", "fp32"), ("onnx", "int8"),
+        ("onnx", "int8-static"), *([("torch", "bf16")] if cpu_has_bf16() else []),
     }  # fmt: skip
     accepted = [c for c in choice.candidates if c.accepted]
     fastest = max(accepted, key=lambda c: c.texts_per_s or 0)

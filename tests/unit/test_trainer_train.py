@@ -60,6 +60,7 @@ def test_train_stores_version_with_card(setup) -> None:
     vdir = store.require("sent", outcome.version)
     probes = probe_set(vdir, count=16)
     assert probes.source == "version" and len(probes.texts) == 16
+    assert len(probes.labels) == 16 and set(probes.labels) <= set(LABELS)  # labelled probes
     if onnx_available():
         assert read_manifest(vdir) is not None
 

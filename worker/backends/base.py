@@ -7,7 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
-PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+PRECISIONS = ("fp32", "bf16", "fp16", "int8", "int8-static")  # int8-static: ONNX, calibrated
 
 
 class InferenceFailed(RuntimeError):
@@ -21,7 +21,7 @@ class BackendUnavailable(RuntimeError):
 @dataclass(frozen=True)
 class Spec:
     backend: str  # torch | onnx
-    precision: str  # fp32 | bf16 | fp16 | int8
+    precision: str  # fp32 | bf16 | fp16 | int8 (dynamic) | int8-static (ONNX, calibrated)
 
     def __str__(self) -> str:
         return f"{self.backend} {self.precision}"

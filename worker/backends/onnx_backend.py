@@ -1,4 +1,5 @@
-"""onnx: ONNX Runtime on the version's exported graphs (fp32, dynamic int8), CPU provider.
+"""onnx: ONNX Runtime on the version's exported graphs (fp32, dynamic int8, static int8 calibrated
+on probe texts), CPU provider.
 
 The graph file is checked against the manifest's sha256 before a session opens it."""
 
