@@ -37,6 +37,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         default=d.control_poison,
         help="poison records on the control topic before the workers start",
     )
+    p.add_argument(
+        "--trainer-poison",
+        action=argparse.BooleanOptionalAction,
+        default=d.trainer_poison,
+        help="a trainer serve process sent poison on its jobs and feedback topics",
+    )
     p.add_argument("--timeout-s", type=float, default=d.timeout_s)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "chaos.json")
@@ -59,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         storm_cycles=args.storm_cycles,
         storm_every_s=args.storm_every_s,
         control_poison=args.control_poison,
+        trainer_poison=args.trainer_poison,
         timeout_s=args.timeout_s,
         seed=args.seed,
     )

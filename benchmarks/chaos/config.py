@@ -32,6 +32,8 @@ class ChaosConfig:
     exit_slack_s: float = 5.0
     # poison records on the control topic before the workers start (poison.CONTROL_POISON)
     control_poison: bool = True
+    # a `trainer serve` sent the same poison on its jobs and feedback topics
+    trainer_poison: bool = True
     timeout_s: float = 900.0
     seed: int = 0
     worker_env: dict[str, str] = field(

@@ -56,7 +56,14 @@ def paragraph(payload: dict[str, Any] | None) -> str:
 def _control(f: dict[str, Any]) -> str:
     """Control-topic poison, for runs that had it (older chaos.json files did not)."""
     n = f.get("control_poison") or 0
-    return f"{n} poison records on the control topic before any worker started; " if n else ""
+    said = f"{n} poison records on the control topic before any worker started; " if n else ""
+    trainer = f.get("trainer") or {}
+    if trainer.get("poison"):
+        said += (
+            f"{trainer['poison']} on a trainer's jobs and feedback topics, answered invalid: "
+            f"{trainer.get('invalid')}; "
+        )
+    return said
 
 
 def _storm(f: dict[str, Any], cfg: dict[str, Any]) -> str:

@@ -16,11 +16,11 @@ from typing import Any
 from benchmarks.chaos.config import ChaosConfig, make_store, shutdown_timeout_s
 from benchmarks.chaos.ledger import Coord
 from benchmarks.chaos.poison import Input, control_poison, inputs
-from benchmarks.chaos.services import STREAMCLF, RedisServer, Worker, worker_argv
+from benchmarks.chaos.services import STREAMCLF, RedisServer, Trainer, Worker, worker_argv
 from benchmarks.chaos.verdict import KillRecord, RunFacts, StopRecord, healthy
 from bus.control import ensure_control_topics
 from bus.producing import sender
-from bus.reading import StopWhen, iter_records
+from bus.reading import StopWhen, iter_records, read_until_quiet
 from bus.settings import KafkaSettings
 from bus.topics import create_topics, high_water_marks
 
@@ -51,6 +51,10 @@ class Chaos:
         self.stopping: list[tuple[Worker, float, float, dict[int, int]]] = []  # SIGTERMed
         self.stops: list[StopRecord] = []
         self.control_poison = 0
+        self.jobs, self.feedback = f"chaos-jobs-{tag}", f"chaos-feedback-{tag}"
+        self.results = f"chaos-results-{tag}"
+        self.trainer: Trainer | None = None
+        self.trainer_facts: dict[str, Any] = {}
 
     # -- helpers -------------------------------------------------------------------------
     def now(self) -> float:
@@ -225,6 +229,47 @@ class Chaos:
         self.control_poison = len(records)
         self.note(f"{len(records)} poison records on the control topic")
 
+    async def start_trainer_with_poison(self) -> None:
+        """A `trainer serve` on private topics, sent the control poison on its jobs and its
+        feedback topic: it must answer each `invalid` and keep serving."""
+        topics = [self.jobs, self.feedback, self.results]
+        await create_topics(self.broker, topics, 1)
+        env = {
+            "STREAMCLF_TRAINER_JOBS_TOPIC": self.jobs,
+            "STREAMCLF_TRAINER_FEEDBACK_TOPIC": self.feedback,
+            "STREAMCLF_TRAINER_RESULTS_TOPIC": self.results,
+            "STREAMCLF_TRAINER_GROUP_ID": f"{self.group}-trainer",
+            "STREAMCLF_TRAINER_DATA_ROOT": str(self.work / "data"),
+            "STREAMCLF_TRAINER_FEEDBACK_THRESHOLD": "1000000",
+            "STREAMCLF_CONTROL_TOPIC": self.control,
+            "STREAMCLF_KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "STREAMCLF_KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
+        }
+        argv = [STREAMCLF, "trainer", "serve", "-b", self.broker.bootstrap_servers]
+        argv += ["--store", str(self.store)]
+        self.trainer = Trainer(argv, env, self.work / "logs" / "trainer.log").start()
+        records = control_poison()
+        async with sender(self.broker) as s:
+            await s.send_many(self.jobs, records)
+            await s.send_many(self.feedback, records)
+        self.trainer_facts["poison"] = 2 * len(records)
+        self.note(f"trainer started; {len(records)} poison records on its jobs and feedback topics")
+
+    async def trainer_answers(self) -> None:
+        """What the trainer answered for its poison, whether it still runs, how it exits."""
+        if self.trainer is None:
+            return
+        wanted = self.trainer_facts["poison"]
+        records = await read_until_quiet(
+            self.broker, [self.results], quiet_s=3.0, expected=wanted, timeout_s=120
+        )
+        results = [json.loads(r.value or b"null") for r in records]
+        self.trainer_facts["invalid"] = sum(1 for r in results if r.get("status") == "invalid")
+        self.trainer_facts["results"] = len(results)
+        self.trainer_facts["alive"] = self.trainer.alive()
+        self.trainer_facts["exit_code"] = await asyncio.to_thread(self.trainer.terminate, 30)
+        self.note(f"trainer: {self.trainer_facts}")
+
     async def redis_outage(self) -> None:
         self.redis.stop()
         self.note("redis stopped")
@@ -294,6 +339,8 @@ class Chaos:
         finally:  # whatever happened, leave no process behind
             for worker in self.incarnations:
                 worker.kill()
+            if self.trainer is not None and self.trainer.alive():
+                self.trainer.terminate(10)
             self.redis.stop()
 
     async def _run(self) -> RunFacts:
@@ -303,6 +350,8 @@ class Chaos:
         await ensure_control_topics(self.broker, self.control, self.status)
         if cfg.control_poison:
             await self.poison_control()
+        if cfg.trainer_poison:
+            await self.start_trainer_with_poison()
         await asyncio.to_thread(self.redis.start)
         for slot in range(cfg.workers):
             self.start_worker(slot)
@@ -330,6 +379,7 @@ class Chaos:
             await asyncio.gather(producer, collector, watcher, return_exceptions=True)
             await self.wait_stopped()
         health = await self.health()
+        await self.trainer_answers()
         for worker in self.slots.values():  # all at once: they leave the group together
             worker.signal_stop()
         exits = {w.worker_id: w.terminate(45) for w in self.slots.values()}
@@ -356,6 +406,7 @@ class Chaos:
             shutdown_timeout_s=shutdown_timeout_s(cfg),
             exit_slack_s=cfg.exit_slack_s,
             control_poison=self.control_poison,
+            trainer=self.trainer_facts,
         )
 
     async def health(self, timeout_s: float = 30.0) -> dict[str, dict[str, Any]]:

@@ -159,3 +159,42 @@ class Worker:
 def worker_argv(bootstrap: str, store: Path, group: str, route: str) -> list[str]:
     return [STREAMCLF, "worker", "-b", bootstrap, "--store", str(store), "--group", group,
             "--route", route]  # fmt: skip
+
+
+@dataclass
+class Trainer:
+    """A `streamclf trainer serve` process on the run's private jobs, feedback and results
+    topics (it is sent poison on both topics it reads and must answer and outlive them)."""
+
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Trainer:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv,
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def terminate(self, timeout_s: float) -> int | None:
+        """SIGTERM and wait; the exit code, or None when it had to be killed."""
+        if self.proc is None:
+            return None
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.chaos.ledger import Coord, account, outcome, uncommitted_window
@@ -54,6 +54,8 @@ class RunFacts:
     shutdown_timeout_s: float
     exit_slack_s: float
     control_poison: int  # records written to the control topic
+    # poison sent to a trainer's jobs and feedback topics, its invalid answers, alive, exit code
+    trainer: dict[str, Any] = field(default_factory=dict)
 
 
 MAX_END_AGE_S = 5.0  # the oldest uncommitted event, once everything is committed
@@ -122,6 +124,7 @@ def judge(facts: RunFacts) -> tuple[dict[str, Any], dict[str, bool]]:
         "sigterm_exit_s_max": max((t for t in exit_times if t is not None), default=None),
         "sigterm_exit_codes": dict(Counter(str(s.code) for s in facts.stops)),
         "control_poison": facts.control_poison,
+        "trainer": facts.trainer,
         "restarts": facts.workers_started - facts.workers_initial,
         "redis_restarts": facts.redis_starts - 1,
         "swap": facts.swap,
@@ -172,6 +175,11 @@ def judge(facts: RunFacts) -> tuple[dict[str, Any], dict[str, bool]]:
         ),
         "nothing left to redo (committed == high-water)": facts.settled,
     }
+    if facts.trainer:
+        t = facts.trainer
+        checks["the trainer answered every jobs/feedback poison record invalid, kept serving"] = (
+            t.get("invalid") == t.get("poison") and bool(t.get("alive"))
+        )
     return figures, checks
 
 
